@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+// The router's view of per-client state: one record per client and an index from referral id to
+// client. storage/ backs it with RocksDB (a write-through cache); InMemoryClientStore serves
+// tests, benches and replay tools.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
+#include "signpost/v1/state.pb.h"
+
+namespace signpost::router {
+
+// Not thread-safe: one router thread owns it. References returned stay valid until the next
+// call that erases the same key.
+class ClientStore {
+ public:
+  virtual ~ClientStore() = default;
+
+  // The record of `client_ref`, or nullptr if none.
+  [[nodiscard]] virtual const v1::ClientRecord* Find(std::string_view client_ref) = 0;
+  // The record of `client_ref` for update, created empty (with client_ref set) if missing.
+  // The store treats it as changed.
+  [[nodiscard]] virtual v1::ClientRecord& Mutable(std::string_view client_ref) = 0;
+  virtual void Erase(std::string_view client_ref) = 0;
+
+  // The client that submitted `referral_id`, or nullptr if the id is new.
+  [[nodiscard]] virtual const std::string* FindReferral(std::string_view referral_id) = 0;
+  virtual void PutReferral(std::string_view referral_id, std::string_view client_ref) = 0;
+  virtual void EraseReferral(std::string_view referral_id) = 0;
+};
+
+class InMemoryClientStore final : public ClientStore {
+ public:
+  const v1::ClientRecord* Find(std::string_view client_ref) override;
+  v1::ClientRecord& Mutable(std::string_view client_ref) override;
+  void Erase(std::string_view client_ref) override;
+  const std::string* FindReferral(std::string_view referral_id) override;
+  void PutReferral(std::string_view referral_id, std::string_view client_ref) override;
+  void EraseReferral(std::string_view referral_id) override;
+
+  [[nodiscard]] std::size_t ClientCount() const { return clients_.size(); }
+  [[nodiscard]] std::size_t ReferralCount() const { return referrals_.size(); }
+  // Every record and index entry, serialized in key order: equal stores give equal strings.
+  [[nodiscard]] std::string Fingerprint() const;
+
+ private:
+  absl::node_hash_map<std::string, v1::ClientRecord> clients_;
+  absl::flat_hash_map<std::string, std::string> referrals_;
+};
+
+}  // namespace signpost::router

@@ -1,0 +1,1172 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "router/router.h"
+
+#include <algorithm>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "router/local_time.h"
+
+namespace signpost::router {
+namespace {
+
+constexpr std::size_t kMaxIdLength = 128;
+constexpr int kMaxHistory = 32;
+constexpr int kMaxDrainMisses = 4096;  // queued needs examined per pod per drain that cannot use it
+
+absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+v1::Urgency Effective(v1::Urgency u) { return u == v1::URGENCY_UNSPECIFIED ? v1::URGENCY_ROUTINE : u; }
+
+bool Temporary(v1::CandidateRejection reason) {
+  switch (reason) {
+    case v1::CANDIDATE_REJECTION_AT_CAPACITY:
+    case v1::CANDIDATE_REJECTION_DAILY_INTAKE_REACHED:
+    case v1::CANDIDATE_REJECTION_OUTSIDE_OPENING_HOURS:
+    case v1::CANDIDATE_REJECTION_NO_CONSENT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+v1::Envelope& DecisionBuffer::Add() {
+  if (size_ == envelopes_.size()) {
+    envelopes_.push_back(std::make_unique<v1::Envelope>());
+  }
+  v1::Envelope& e = *envelopes_[size_++];
+  e.Clear();
+  return e;
+}
+
+Router::Router(std::shared_ptr<const Rules> rules, ClientStore& clients)
+    : rules_(std::move(rules)), clients_(clients) {
+  ResetPods(nullptr, nullptr);
+  queues_.resize(rules_->needs.size());
+}
+
+std::string Router::Key(std::string_view referral_id, std::string_view need_code) {
+  std::string key;
+  key.reserve(referral_id.size() + need_code.size() + 1);
+  key.append(referral_id).push_back('\x1f');
+  key.append(need_code);
+  return key;
+}
+
+// Pods take their values from the rules; a previous runtime (same pod id) keeps its live
+// status, overrides and today's intake count.
+void Router::ResetPods(const std::vector<PodState>* previous, const Rules* previous_rules) {
+  std::vector<PodState> pods(rules_->pods.size());
+  for (PodIndex p = 0; p < pods.size(); ++p) {
+    const PodRule& rule = rules_->pods[p];
+    pods[p].status = rule.status;
+    pods[p].capacity = rule.capacity;
+    pods[p].daily_intake = rule.daily_intake;
+    if (previous != nullptr) {
+      if (const PodIndex* old = previous_rules->FindPod(rule.id)) {
+        const PodState& before = (*previous)[*old];
+        pods[p].intake_day = before.intake_day;
+        pods[p].intake_count = before.intake_count;
+      }
+    }
+  }
+  pods_ = std::move(pods);
+}
+
+absl::StatusOr<ApplyResult> Router::Apply(const v1::Envelope& event, Offset offset,
+                                          DecisionBuffer& out) {
+  if (offset <= last_applied_) {
+    return ApplyResult::kSkipped;
+  }
+  last_applied_ = offset;
+  now_ms_ = std::max(now_ms_, event.event_time_ms());
+  cause_ = &event;
+  decisions_in_apply_ = 0;
+  if (event.schema_version() != 1) {
+    Reject(v1::REJECT_REASON_INVALID_EVENT, "", "unsupported schema_version", out);
+    return ApplyResult::kApplied;
+  }
+  switch (event.body_case()) {
+    case v1::Envelope::kReferralSubmitted:
+      OnReferral(event, out);
+      break;
+    case v1::Envelope::kPodResponse:
+      OnPodResponse(event, out);
+      break;
+    case v1::Envelope::kPodChanged:
+      OnPodChanged(event, out);
+      break;
+    case v1::Envelope::kRulesChanged:
+      OnRulesChanged(event, out);
+      break;
+    case v1::Envelope::kTick:
+      OnTick(out);
+      break;
+    case v1::Envelope::kClientErasureRequested:
+      OnErasure(event, out);
+      break;
+    default:
+      Reject(v1::REJECT_REASON_INVALID_EVENT, "", "not an input event", out);
+      break;
+  }
+  cause_ = nullptr;
+  return ApplyResult::kApplied;
+}
+
+v1::Envelope& Router::NewDecision(DecisionBuffer& out) {
+  v1::Envelope& e = out.Add();
+  e.set_schema_version(1);
+  std::string* id = e.mutable_event_id();
+  id->assign(cause_->event_id());
+  id->push_back('/');
+  absl::StrAppend(id, decisions_in_apply_++);
+  e.set_event_time_ms(now_ms_);
+  e.set_producer("router");
+  e.set_trace_id(cause_->trace_id());
+  e.set_domain(cause_->domain());
+  return e;
+}
+
+void Router::Reject(v1::RejectReason reason, std::string_view referral_id,
+                    std::string_view detail, DecisionBuffer& out) {
+  v1::Rejected* r = NewDecision(out).mutable_rejected();
+  r->set_event_id(cause_->event_id());
+  r->set_referral_id(referral_id.data(), referral_id.size());
+  r->set_reason(reason);
+  r->set_detail(detail.data(), detail.size());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Referrals
+
+void Router::OnReferral(const v1::Envelope& event, DecisionBuffer& out) {
+  const v1::ReferralSubmitted& r = event.referral_submitted();
+  if (r.referral_id().empty() || r.referral_id().size() > kMaxIdLength) {
+    Reject(v1::REJECT_REASON_INVALID_EVENT, "", "referral_id must be 1-128 bytes", out);
+    return;
+  }
+  if (r.client_ref().empty() || r.client_ref().size() > kMaxIdLength) {
+    Reject(v1::REJECT_REASON_INVALID_EVENT, r.referral_id(), "client_ref must be 1-128 bytes",
+           out);
+    return;
+  }
+  if (const std::string* owner = clients_.FindReferral(r.referral_id())) {
+    clients_.Mutable(*owner).set_duplicate_count(clients_.Find(*owner)->duplicate_count() + 1);
+    Reject(v1::REJECT_REASON_DUPLICATE_REFERRAL, r.referral_id(), "referral id seen before", out);
+    return;
+  }
+  clients_.PutReferral(r.referral_id(), r.client_ref());
+  v1::ClientRecord& record = clients_.Mutable(r.client_ref());
+  if (record.referral_count() == 0) {
+    record.set_first_contact_ms(now_ms_);
+  }
+  record.set_last_contact_ms(now_ms_);
+  record.set_referral_count(record.referral_count() + 1);
+  record.add_referral_ids(r.referral_id());
+
+  auto facts = std::make_shared<Facts>();
+  v1::RoutingAttributes& a = facts->attributes;
+  a.set_client_ref(r.client_ref());
+  a.set_postcode_outward(r.postcode_outward());
+  a.set_lsoa(r.lsoa());
+  a.set_birth_year(r.birth_year());
+  a.mutable_flags()->CopyFrom(r.flags());
+  a.set_language(r.language());
+  a.mutable_consent()->CopyFrom(r.consent());
+  if (r.has_payload()) {
+    *a.mutable_payload() = r.payload();
+  }
+  for (int f : r.flags()) {
+    if (f > 0 && f < 32) {
+      facts->flags |= 1u << f;
+    }
+  }
+  for (int c : r.consent()) {
+    if (c > 0 && c < 32) {
+      facts->consent |= 1u << c;
+    }
+  }
+  facts->language = r.language().empty() ? "en" : r.language().substr(0, r.language().find('-'));
+  absl::AsciiStrToLower(&facts->language);
+  facts->outward = absl::AsciiStrToUpper(AbslView(r.postcode_outward()));
+
+  // Fan out: one open need per distinct routed need; unknown or blank codes go to triage.
+  const std::uint32_t first_need = static_cast<std::uint32_t>(out.size());
+  static_cast<void>(first_need);
+  auto route_one = [&](NeedIndex need_index, v1::Urgency urgency) {
+    std::string key = Key(r.referral_id(), rules_->needs[need_index].code);
+    if (keys_.contains(key)) {
+      return;  // the same need twice in one referral is one need
+    }
+    const std::uint64_t id = next_id_++;
+    keys_.emplace(std::move(key), id);
+    OpenNeed& need = needs_[id];
+    need.id = id;
+    need.referral_id = r.referral_id();
+    need.need = need_index;
+    need.urgency = Effective(urgency == v1::URGENCY_UNSPECIFIED ? r.urgency() : urgency);
+    need.submitted_ms = now_ms_;
+    need.step_started_ms = now_ms_;
+    need.state_since_ms = now_ms_;
+    need.facts = facts;
+    Route(need, true, out);
+  };
+  if (r.needs_size() == 0) {
+    route_one(rules_->triage_need, v1::URGENCY_UNSPECIFIED);
+  }
+  for (const v1::Need& n : r.needs()) {
+    const NeedIndex* index = rules_->FindNeed(n.code());
+    route_one(index != nullptr ? *index : rules_->triage_need, n.urgency());
+  }
+}
+
+// Filters the target's pods for `need` into candidates_, and picks the best eligible one.
+// Score order: continuity, locality specificity, headroom, weight; ties go to the lower pod id
+// (target pods are sorted by id and only a strictly better score replaces the best).
+bool Router::Evaluate(const OpenNeed& need, const Target& target, PodIndex& best,
+                      v1::ScoreParts& best_score) {
+  candidates_.clear();
+  const Facts& facts = *need.facts;
+  const v1::ClientRecord* record = clients_.Find(facts.attributes.client_ref());
+  std::string_view continuity_pod;
+  if (record != nullptr) {
+    const std::string& code = rules_->needs[need.need].code;
+    for (const v1::ContinuityEntry& c : record->continuity()) {
+      if (c.need_code() == code) {
+        continuity_pod = c.pod_id();
+      }
+    }
+  }
+  const LocalTime local = ToLocalTime(now_ms_, rules_->time_zone);
+  bool found = false;
+  std::tuple<bool, std::uint32_t, std::uint32_t, std::uint32_t> best_key{};
+  for (PodIndex p : target.pods) {
+    const PodRule& rule = rules_->pods[p];
+    const PodState& state = pods_[p];
+    const std::uint32_t cost = rule.cost[need.need];
+    v1::CandidateRejection reason = v1::CANDIDATE_REJECTION_UNSPECIFIED;
+    std::uint32_t specificity = rule.coverage.Specificity(facts.outward);
+    const int age = facts.attributes.birth_year() == 0
+                        ? -1
+                        : local.year - static_cast<int>(facts.attributes.birth_year());
+    if (state.status != v1::POD_STATUS_OPEN) {
+      reason = state.status == v1::POD_STATUS_PAUSED ? v1::CANDIDATE_REJECTION_AT_CAPACITY
+                                                     : v1::CANDIDATE_REJECTION_NOT_OPEN;
+    } else if (specificity == 0) {
+      reason = v1::CANDIDATE_REJECTION_OUTSIDE_COVERAGE;
+    } else if (age >= 0 && ((rule.min_age >= 0 && age < rule.min_age) ||
+                            (rule.max_age >= 0 && age > rule.max_age))) {
+      reason = v1::CANDIDATE_REJECTION_AGE_OUT_OF_RANGE;
+    } else if ((facts.flags & rule.required_flags) != rule.required_flags) {
+      reason = v1::CANDIDATE_REJECTION_MISSING_REQUIRED_FLAG;
+    } else if ((facts.flags & rule.excluded_flags) != 0) {
+      reason = v1::CANDIDATE_REJECTION_EXCLUDED_FLAG;
+    } else if (!rule.languages.empty() &&
+               std::find(rule.languages.begin(), rule.languages.end(), facts.language) ==
+                   rule.languages.end()) {
+      reason = v1::CANDIDATE_REJECTION_LANGUAGE_NOT_SUPPORTED;
+    } else if (std::find(need.declined.begin(), need.declined.end(), p) != need.declined.end()) {
+      reason = v1::CANDIDATE_REJECTION_PREVIOUSLY_DECLINED;
+    } else if ((facts.consent & rule.required_consent) != rule.required_consent) {
+      reason = v1::CANDIDATE_REJECTION_NO_CONSENT;
+    } else if (!rule.hours.always &&
+               (!(rule.hours.days & (1u << local.weekday)) ||
+                local.minute < rule.hours.open_minute || local.minute >= rule.hours.close_minute)) {
+      reason = v1::CANDIDATE_REJECTION_OUTSIDE_OPENING_HOURS;
+    } else if (state.open_cost + cost > state.capacity) {
+      reason = v1::CANDIDATE_REJECTION_AT_CAPACITY;
+    } else if (state.daily_intake > 0 && IntakeToday(p) >= state.daily_intake) {
+      reason = v1::CANDIDATE_REJECTION_DAILY_INTAKE_REACHED;
+    }
+    if (reason != v1::CANDIDATE_REJECTION_UNSPECIFIED) {
+      candidates_.push_back({p, reason});
+      continue;
+    }
+    const bool continuity = !continuity_pod.empty() && continuity_pod == rule.id;
+    const std::uint32_t headroom =
+        static_cast<std::uint32_t>((std::uint64_t{state.capacity - state.open_cost - cost} * 1000) /
+                                   std::max<std::uint32_t>(state.capacity, 1));
+    const auto key = std::make_tuple(continuity, specificity, headroom, rule.weight);
+    if (!found || key > best_key) {
+      if (found) {
+        candidates_.push_back({best, v1::CANDIDATE_REJECTION_LOWER_SCORE});
+      }
+      found = true;
+      best = p;
+      best_key = key;
+    } else {
+      candidates_.push_back({p, v1::CANDIDATE_REJECTION_LOWER_SCORE});
+    }
+  }
+  if (found) {
+    best_score.set_continuity(std::get<0>(best_key));
+    best_score.set_locality_specificity(std::get<1>(best_key));
+    best_score.set_headroom_permille(std::get<2>(best_key));
+    best_score.set_weight(std::get<3>(best_key));
+  }
+  return found;
+}
+
+// Routes `need` from its current step: placed, waiting (with a reason), or escalated.
+// `announce_unchanged_wait`: emit Queued even if the need was already waiting at this step for
+// the same reason (false when a drain retries a waiting need).
+void Router::Route(OpenNeed& need, bool announce_unchanged_wait, DecisionBuffer& out) {
+  const NeedRule& rule = rules_->need_rules[need.need];
+  if (rule.targets.empty()) {
+    Escalate(need, v1::ESCALATION_REASON_RULE, out);
+    return;
+  }
+  while (true) {
+    const Target& target = rule.targets[need.step];
+    PodIndex best = kNoPod;
+    v1::ScoreParts score;
+    if (Evaluate(need, target, best, score)) {
+      Place(need, best, target, score, out);
+      return;
+    }
+    v1::PendingReason reason = v1::PENDING_REASON_NO_ELIGIBLE_POD;
+    for (const Candidate& c : candidates_) {
+      if (c.reason == v1::CANDIDATE_REJECTION_AT_CAPACITY ||
+          c.reason == v1::CANDIDATE_REJECTION_DAILY_INTAKE_REACHED) {
+        reason = v1::PENDING_REASON_ALL_AT_CAPACITY;
+        break;
+      }
+      if (c.reason == v1::CANDIDATE_REJECTION_OUTSIDE_OPENING_HOURS) {
+        reason = v1::PENDING_REASON_OUTSIDE_OPENING_HOURS;
+      } else if (c.reason == v1::CANDIDATE_REJECTION_NO_CONSENT &&
+                 reason == v1::PENDING_REASON_NO_ELIGIBLE_POD) {
+        reason = v1::PENDING_REASON_AWAITING_CONSENT;
+      }
+    }
+    const bool waiting_helps = std::any_of(candidates_.begin(), candidates_.end(),
+                                           [](const Candidate& c) { return Temporary(c.reason); });
+    if (waiting_helps) {
+      const bool changed = need.state != v1::NEED_STATE_QUEUED || need.pending != reason;
+      Wait(need, reason, announce_unchanged_wait || changed, out);
+      return;
+    }
+    // Nobody in this target can ever take it: move on at once, or escalate after the last.
+    if (need.step + 1 >= rule.targets.size()) {
+      Escalate(need, v1::ESCALATION_REASON_NO_TARGET_LEFT, out);
+      return;
+    }
+    if (need.state == v1::NEED_STATE_QUEUED) {
+      Dequeue(need);
+      need.state = v1::NEED_STATE_UNSPECIFIED;
+    }
+    ++need.step;
+    need.step_started_ms = now_ms_;
+  }
+}
+
+void Router::Place(OpenNeed& need, PodIndex pod, const Target& target,
+                   const v1::ScoreParts& score, DecisionBuffer& out) {
+  if (need.state == v1::NEED_STATE_QUEUED) {
+    Dequeue(need);
+  }
+  const PodRule& rule = rules_->pods[pod];
+  PodState& state = pods_[pod];
+  state.open_cost += rule.cost[need.need];
+  state.open_ids.insert(need.id);
+  const std::int64_t today = ToLocalTime(now_ms_, rules_->time_zone).day;
+  if (state.intake_day != today) {
+    state.intake_day = today;
+    state.intake_count = 0;
+  }
+  ++state.intake_count;
+
+  need.state = v1::NEED_STATE_OFFERED;
+  need.state_since_ms = now_ms_;
+  need.pod = pod;
+  need.pending = v1::PENDING_REASON_UNSPECIFIED;
+  ++need.attempt;
+  ++need.generation;
+  need.accept_by_ms = rule.accept_timeout_ms > 0 ? now_ms_ + rule.accept_timeout_ms : 0;
+  if (need.accept_by_ms > 0) {
+    AddTimer(need.accept_by_ms, need, TimerKind::kAcceptTimeout);
+  }
+
+  const Facts& facts = *need.facts;
+  v1::Routed* routed = NewDecision(out).mutable_routed();
+  routed->set_referral_id(need.referral_id);
+  routed->set_client_ref(facts.attributes.client_ref());
+  routed->set_need_code(rules_->needs[need.need].code);
+  routed->set_pod_id(rule.id);
+  routed->set_target_step(need.step);
+  routed->set_target_name(target.name);
+  routed->set_matched_rule(rules_->needs[need.need].code);
+  *routed->mutable_score() = score;
+  for (const Candidate& c : candidates_) {
+    v1::RejectedCandidate* rc = routed->add_rejected();
+    rc->set_pod_id(rules_->pods[c.pod].id);
+    rc->set_reason(c.reason);
+  }
+  routed->set_urgency(need.urgency);
+  routed->set_attempt(need.attempt);
+  routed->set_waited_ms(now_ms_ - need.submitted_ms);
+  routed->set_accept_by_ms(need.accept_by_ms);
+  v1::ScopedAttributes* scoped = routed->mutable_attributes();
+  const std::uint32_t scope = rule.data_scope;
+  if (scope & kScopeClientRef) scoped->set_client_ref(facts.attributes.client_ref());
+  if (scope & kScopePostcode) scoped->set_postcode_outward(facts.attributes.postcode_outward());
+  if (scope & kScopeLsoa) scoped->set_lsoa(facts.attributes.lsoa());
+  if (scope & kScopeBirthYear) scoped->set_birth_year(facts.attributes.birth_year());
+  if (scope & kScopeFlags) scoped->mutable_flags()->CopyFrom(facts.attributes.flags());
+  if (scope & kScopeLanguage) scoped->set_language(facts.attributes.language());
+  if ((scope & kScopePayload) && facts.attributes.has_payload()) {
+    *scoped->mutable_payload() = facts.attributes.payload();
+  }
+
+  UpdateClientOpen(need);
+  AddHistory(need, v1::HISTORY_KIND_ROUTED, rule.id);
+}
+
+void Router::Wait(OpenNeed& need, v1::PendingReason reason, bool announce, DecisionBuffer& out) {
+  const NeedRule& rule = rules_->need_rules[need.need];
+  const Target& target = rule.targets[need.step];
+  const bool newly_waiting = need.state != v1::NEED_STATE_QUEUED;
+  const std::int64_t next_step_at = target.max_wait_ms > 0 && need.step + 1 < rule.targets.size()
+                                        ? need.step_started_ms + target.max_wait_ms
+                                        : 0;
+  const std::int64_t escalate_at = need.submitted_ms + rule.max_wait_ms;
+  need.pending = reason;
+  if (newly_waiting) {
+    need.state = v1::NEED_STATE_QUEUED;
+    need.state_since_ms = now_ms_;
+    need.pod = kNoPod;
+    ++need.generation;
+    Enqueue(need);
+    if (next_step_at > 0) {
+      AddTimer(next_step_at, need, TimerKind::kStepDeadline);
+    }
+    AddTimer(escalate_at, need, TimerKind::kEscalate);
+    UpdateClientOpen(need);
+  }
+  if (!announce) {
+    return;
+  }
+  v1::Queued* q = NewDecision(out).mutable_queued();
+  q->set_referral_id(need.referral_id);
+  q->set_client_ref(need.facts->attributes.client_ref());
+  q->set_need_code(rules_->needs[need.need].code);
+  q->set_reason(reason);
+  q->set_target_step(need.step);
+  q->set_target_name(target.name);
+  for (const Candidate& c : candidates_) {
+    v1::RejectedCandidate* rc = q->add_rejected();
+    rc->set_pod_id(rules_->pods[c.pod].id);
+    rc->set_reason(c.reason);
+  }
+  q->set_urgency(need.urgency);
+  q->set_next_step_at_ms(next_step_at);
+  q->set_escalate_at_ms(escalate_at);
+}
+
+void Router::Escalate(OpenNeed& need, v1::EscalationReason reason, DecisionBuffer& out) {
+  const NeedRule& rule = rules_->need_rules[need.need];
+  v1::Escalated* e = NewDecision(out).mutable_escalated();
+  e->set_referral_id(need.referral_id);
+  e->set_client_ref(need.facts->attributes.client_ref());
+  e->set_need_code(rules_->needs[need.need].code);
+  e->set_escalation_target(rule.escalate_to);
+  e->set_reason(reason);
+  e->set_waited_ms(now_ms_ - need.submitted_ms);
+  e->set_declines(need.declines);
+  AddHistory(need, v1::HISTORY_KIND_ESCALATED, "").set_escalation_target(rule.escalate_to);
+  Close(need.id);
+}
+
+void Router::Release(OpenNeed& need, v1::ReleaseReason reason, DecisionBuffer& out) {
+  PodState& state = pods_[need.pod];
+  state.open_cost -= rules_->pods[need.pod].cost[need.need];
+  state.open_ids.erase(need.id);
+  v1::Released* r = NewDecision(out).mutable_released();
+  r->set_referral_id(need.referral_id);
+  r->set_need_code(rules_->needs[need.need].code);
+  r->set_pod_id(rules_->pods[need.pod].id);
+  r->set_reason(reason);
+}
+
+// Closes a need for good: out of the queues, the key index and the client's open work.
+void Router::Close(std::uint64_t id) {
+  auto it = needs_.find(id);
+  OpenNeed& need = it->second;
+  if (need.state == v1::NEED_STATE_QUEUED) {
+    Dequeue(need);
+  }
+  RemoveClientOpen(need);
+  keys_.erase(Key(need.referral_id, rules_->needs[need.need].code));
+  needs_.erase(it);
+}
+
+// A decline or an accept timeout: give the slot back, then re-route without that pod, or
+// escalate once the need has been declined too often.
+void Router::DeclineAndReroute(OpenNeed& need, v1::HistoryKind kind, DecisionBuffer& out) {
+  const PodIndex pod = need.pod;
+  Release(need,
+          kind == v1::HISTORY_KIND_DECLINED ? v1::RELEASE_REASON_DECLINED
+                                            : v1::RELEASE_REASON_ACCEPT_TIMEOUT,
+          out);
+  AddHistory(need, kind, rules_->pods[pod].id);
+  need.declined.push_back(pod);
+  ++need.declines;
+  need.pod = kNoPod;
+  need.state = v1::NEED_STATE_UNSPECIFIED;
+  ++need.generation;
+  if (need.declines >= rules_->need_rules[need.need].max_declines) {
+    Escalate(need, v1::ESCALATION_REASON_TOO_MANY_DECLINES, out);
+  } else {
+    need.step_started_ms = now_ms_;
+    Route(need, true, out);
+  }
+  Drain(pod, out);
+}
+
+// Offers freed capacity at `pod` to the needs waiting for it, most urgent and oldest first.
+void Router::Drain(PodIndex pod, DecisionBuffer& out) {
+  const PodState& state = pods_[pod];
+  if (state.status != v1::POD_STATUS_OPEN) {
+    return;
+  }
+  for (NeedIndex n : rules_->pods[pod].needs) {
+    auto& queue = queues_[n];
+    int misses = 0;
+    auto it = queue.begin();
+    while (it != queue.end() && state.open_cost < state.capacity && misses < kMaxDrainMisses) {
+      const QueueKey key = *it;
+      OpenNeed& need = needs_.find(key.id)->second;
+      const auto& pods = rules_->need_rules[n].targets[need.step].pods;
+      if (!std::binary_search(pods.begin(), pods.end(), pod)) {
+        ++misses;
+        ++it;
+        continue;
+      }
+      Route(need, false, out);
+      if (needs_.contains(key.id) && needs_.find(key.id)->second.state == v1::NEED_STATE_QUEUED) {
+        ++misses;
+      }
+      it = queue.upper_bound(key);
+    }
+  }
+}
+
+void Router::DrainAll(DecisionBuffer& out) {
+  for (PodIndex p = 0; p < pods_.size(); ++p) {
+    if (pods_[p].open_cost < pods_[p].capacity) {
+      Drain(p, out);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pod responses
+
+void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
+  const v1::PodResponse& r = event.pod_response();
+  auto key_it = keys_.find(Key(r.referral_id(), r.need_code()));
+  if (key_it == keys_.end()) {
+    const bool known = clients_.FindReferral(r.referral_id()) != nullptr;
+    Reject(known ? v1::REJECT_REASON_INVALID_TRANSITION : v1::REJECT_REASON_UNKNOWN_REFERRAL,
+           r.referral_id(), known ? "need is not open" : "unknown referral", out);
+    return;
+  }
+  OpenNeed& need = needs_.find(key_it->second)->second;
+  const bool holds = need.state == v1::NEED_STATE_OFFERED || need.state == v1::NEED_STATE_ACCEPTED;
+  const bool from_holder = holds && rules_->pods[need.pod].id == r.pod_id();
+  switch (r.response_case()) {
+    case v1::PodResponse::kAccepted:
+      if (!from_holder) {
+        Reject(v1::REJECT_REASON_NOT_ASSIGNED, r.referral_id(), "pod does not hold the need", out);
+      } else if (need.state != v1::NEED_STATE_OFFERED) {
+        Reject(v1::REJECT_REASON_INVALID_TRANSITION, r.referral_id(), "already accepted", out);
+      } else {
+        need.state = v1::NEED_STATE_ACCEPTED;
+        need.state_since_ms = now_ms_;
+        ++need.generation;  // cancels the accept timeout
+        UpdateClientOpen(need);
+        AddHistory(need, v1::HISTORY_KIND_ACCEPTED, r.pod_id());
+        v1::ClientRecord& record = clients_.Mutable(need.facts->attributes.client_ref());
+        v1::ContinuityEntry* entry = nullptr;
+        for (v1::ContinuityEntry& c : *record.mutable_continuity()) {
+          if (c.need_code() == NeedCode(need)) {
+            entry = &c;
+          }
+        }
+        if (entry == nullptr) {
+          entry = record.add_continuity();
+          entry->set_need_code(std::string(NeedCode(need)));
+        }
+        entry->set_pod_id(r.pod_id());
+      }
+      return;
+    case v1::PodResponse::kDeclined:
+      if (!from_holder) {
+        Reject(v1::REJECT_REASON_NOT_ASSIGNED, r.referral_id(), "pod does not hold the need", out);
+      } else {
+        DeclineAndReroute(need, v1::HISTORY_KIND_DECLINED, out);
+      }
+      return;
+    case v1::PodResponse::kCompleted: {
+      if (!from_holder) {
+        Reject(v1::REJECT_REASON_NOT_ASSIGNED, r.referral_id(), "pod does not hold the need", out);
+        return;
+      }
+      const PodIndex pod = need.pod;
+      Release(need, v1::RELEASE_REASON_COMPLETED, out);
+      v1::ClientHistoryEntry& h = AddHistory(need, v1::HISTORY_KIND_COMPLETED, r.pod_id());
+      h.set_outcome(r.completed().outcome());
+      h.mutable_remedies()->CopyFrom(r.completed().remedies());
+      h.set_time_to_resolve_ms(now_ms_ - need.submitted_ms);
+      Close(need.id);
+      Drain(pod, out);
+      return;
+    }
+    case v1::PodResponse::kWithdrawn: {
+      if (!r.pod_id().empty() && holds && !from_holder) {
+        Reject(v1::REJECT_REASON_NOT_ASSIGNED, r.referral_id(), "pod does not hold the need", out);
+        return;
+      }
+      const PodIndex pod = holds ? need.pod : kNoPod;
+      if (holds) {
+        Release(need, v1::RELEASE_REASON_WITHDRAWN, out);
+      }
+      AddHistory(need, v1::HISTORY_KIND_WITHDRAWN, holds ? rules_->pods[pod].id : "");
+      Close(need.id);
+      if (pod != kNoPod) {
+        Drain(pod, out);
+      }
+      return;
+    }
+    default:
+      Reject(v1::REJECT_REASON_INVALID_EVENT, r.referral_id(), "pod response without a response",
+             out);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pods, rules, time, erasure
+
+void Router::OnPodChanged(const v1::Envelope& event, DecisionBuffer& out) {
+  const v1::PodChanged& c = event.pod_changed();
+  const PodIndex* found = rules_->FindPod(c.pod_id());
+  if (found == nullptr) {
+    Reject(v1::REJECT_REASON_UNKNOWN_POD, "", "unknown pod", out);
+    return;
+  }
+  const PodIndex pod = *found;
+  PodState& state = pods_[pod];
+  if (c.has_capacity()) {
+    state.capacity = c.capacity();
+    state.capacity_overridden = true;
+  }
+  if (c.has_daily_intake()) {
+    state.daily_intake = c.daily_intake();
+    state.intake_overridden = true;
+  }
+  if (c.status() != v1::POD_STATUS_UNSPECIFIED) {
+    state.status = c.status();
+  }
+  if (state.status == v1::POD_STATUS_CLOSED && !state.open_ids.empty()) {
+    // Closing gives every open need back and re-routes it elsewhere.
+    scratch_ids_.assign(state.open_ids.begin(), state.open_ids.end());
+    for (std::uint64_t id : scratch_ids_) {
+      OpenNeed& need = needs_.find(id)->second;
+      Release(need, v1::RELEASE_REASON_POD_CLOSED, out);
+      AddHistory(need, v1::HISTORY_KIND_POD_CLOSED, rules_->pods[pod].id);
+      need.pod = kNoPod;
+      need.state = v1::NEED_STATE_UNSPECIFIED;
+      ++need.generation;
+      need.step_started_ms = now_ms_;
+      Route(need, true, out);
+    }
+  }
+  Drain(pod, out);
+}
+
+void Router::OnRulesChanged(const v1::Envelope& event, DecisionBuffer& out) {
+  absl::StatusOr<std::shared_ptr<const Rules>> loaded =
+      LoadRules(event.rules_changed().rules_yaml(), "rules_changed");
+  if (!loaded.ok()) {
+    Reject(v1::REJECT_REASON_INVALID_RULES, "", std::string(loaded.status().message()), out);
+    return;
+  }
+  std::shared_ptr<const Rules> previous = std::move(rules_);
+  rules_ = std::move(*loaded);
+  std::vector<PodState> old_pods = std::move(pods_);
+  ResetPods(&old_pods, previous.get());
+
+  // Re-express every open need in the new rules; needs whose pod is gone are re-routed.
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, need] : needs_) {
+    ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  std::vector<std::pair<std::uint64_t, std::string>> reroute;  // id, old pod id
+  keys_.clear();
+  for (std::uint64_t id : ids) {
+    OpenNeed& need = needs_.find(id)->second;
+    const std::string& old_code = previous->needs[need.need].code;
+    const NeedIndex* index = rules_->FindNeed(old_code);
+    need.need = index != nullptr ? *index : rules_->triage_need;
+    const std::size_t targets = rules_->need_rules[need.need].targets.size();
+    need.step = targets == 0 ? 0 : std::min<std::uint32_t>(need.step, targets - 1);
+    std::vector<PodIndex> declined;
+    for (PodIndex p : need.declined) {
+      if (const PodIndex* q = rules_->FindPod(previous->pods[p].id)) {
+        declined.push_back(*q);
+      }
+    }
+    need.declined = std::move(declined);
+    std::string old_pod;
+    if (need.pod != kNoPod) {
+      old_pod = previous->pods[need.pod].id;
+      const PodIndex* q = rules_->FindPod(old_pod);
+      need.pod = q != nullptr && rules_->pods[*q].Serves(need.need) ? *q : kNoPod;
+    }
+    if (need.pod == kNoPod &&
+        (need.state == v1::NEED_STATE_OFFERED || need.state == v1::NEED_STATE_ACCEPTED)) {
+      need.state = v1::NEED_STATE_UNSPECIFIED;
+      reroute.emplace_back(id, std::move(old_pod));
+    } else if (index == nullptr || targets == 0) {
+      if (need.state == v1::NEED_STATE_QUEUED) {
+        need.state = v1::NEED_STATE_UNSPECIFIED;
+        reroute.emplace_back(id, "");
+      }
+    }
+    ++need.generation;
+    keys_[Key(need.referral_id, rules_->needs[need.need].code)] = id;
+  }
+  queues_.assign(rules_->needs.size(), {});
+  RebuildDerived();
+  for (auto& [id, old_pod] : reroute) {
+    OpenNeed& need = needs_.find(id)->second;
+    if (!old_pod.empty()) {
+      v1::Released* r = NewDecision(out).mutable_released();
+      r->set_referral_id(need.referral_id);
+      r->set_need_code(rules_->needs[need.need].code);
+      r->set_pod_id(old_pod);
+      r->set_reason(v1::RELEASE_REASON_POD_CLOSED);
+    }
+    need.step_started_ms = now_ms_;
+    Route(need, true, out);
+  }
+  DrainAll(out);
+}
+
+void Router::OnTick(DecisionBuffer& out) {
+  while (!timers_.empty() && timers_.begin()->at <= now_ms_) {
+    const Timer timer = *timers_.begin();
+    timers_.erase(timers_.begin());
+    auto it = needs_.find(timer.id);
+    if (it == needs_.end() || it->second.generation != timer.generation) {
+      continue;  // stale: the need moved on since the timer was set
+    }
+    OpenNeed& need = it->second;
+    switch (timer.kind) {
+      case TimerKind::kAcceptTimeout:
+        if (need.state == v1::NEED_STATE_OFFERED) {
+          DeclineAndReroute(need, v1::HISTORY_KIND_ACCEPT_TIMEOUT, out);
+        }
+        break;
+      case TimerKind::kStepDeadline:
+        if (need.state == v1::NEED_STATE_QUEUED) {
+          Dequeue(need);
+          need.state = v1::NEED_STATE_UNSPECIFIED;
+          ++need.generation;
+          ++need.step;
+          need.step_started_ms = now_ms_;
+          Route(need, true, out);
+        }
+        break;
+      case TimerKind::kEscalate:
+        if (need.state == v1::NEED_STATE_QUEUED) {
+          Escalate(need, v1::ESCALATION_REASON_MAX_WAIT_EXCEEDED, out);
+        }
+        break;
+    }
+  }
+  // Opening hours, intake days and capacity all move with time: offer what is free.
+  DrainAll(out);
+}
+
+void Router::OnErasure(const v1::Envelope& event, DecisionBuffer& out) {
+  const std::string& client_ref = event.client_erasure_requested().client_ref();
+  const v1::ClientRecord* record = clients_.Find(client_ref);
+  std::uint32_t released = 0;
+  std::vector<PodIndex> freed;
+  if (record != nullptr) {
+    scratch_ids_.clear();
+    for (const v1::ClientOpenNeed& open : record->open()) {
+      auto it = keys_.find(Key(open.referral_id(), open.need_code()));
+      if (it != keys_.end()) {
+        scratch_ids_.push_back(it->second);
+      }
+    }
+    std::sort(scratch_ids_.begin(), scratch_ids_.end());
+    for (std::uint64_t id : scratch_ids_) {
+      OpenNeed& need = needs_.find(id)->second;
+      if (need.state == v1::NEED_STATE_OFFERED || need.state == v1::NEED_STATE_ACCEPTED) {
+        Release(need, v1::RELEASE_REASON_CLIENT_ERASED, out);
+        freed.push_back(need.pod);
+        ++released;
+      }
+      Close(id);
+    }
+    for (const std::string& referral_id : clients_.Find(client_ref)->referral_ids()) {
+      clients_.EraseReferral(referral_id);
+    }
+    clients_.Erase(client_ref);
+  }
+  v1::ClientErased* e = NewDecision(out).mutable_client_erased();
+  e->set_client_ref(client_ref);
+  e->set_released(released);
+  std::sort(freed.begin(), freed.end());
+  freed.erase(std::unique(freed.begin(), freed.end()), freed.end());
+  for (PodIndex pod : freed) {
+    Drain(pod, out);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bookkeeping
+
+void Router::Enqueue(const OpenNeed& need) {
+  queues_[need.need].insert({-static_cast<int>(need.urgency), need.id});
+}
+
+void Router::Dequeue(const OpenNeed& need) {
+  queues_[need.need].erase({-static_cast<int>(need.urgency), need.id});
+}
+
+void Router::AddTimer(std::int64_t at, const OpenNeed& need, TimerKind kind) {
+  timers_.insert({at, need.id, kind, need.generation});
+}
+
+std::uint32_t Router::IntakeToday(PodIndex pod) const {
+  const PodState& state = pods_[pod];
+  return state.intake_day == ToLocalTime(now_ms_, rules_->time_zone).day ? state.intake_count : 0;
+}
+
+void Router::UpdateClientOpen(const OpenNeed& need) {
+  v1::ClientRecord& record = clients_.Mutable(need.facts->attributes.client_ref());
+  const std::string_view code = NeedCode(need);
+  v1::ClientOpenNeed* entry = nullptr;
+  for (v1::ClientOpenNeed& open : *record.mutable_open()) {
+    if (open.referral_id() == need.referral_id && open.need_code() == code) {
+      entry = &open;
+      break;
+    }
+  }
+  if (entry == nullptr) {
+    entry = record.add_open();
+    entry->set_referral_id(need.referral_id);
+    entry->set_need_code(code.data(), code.size());
+  }
+  if (need.pod != kNoPod) {
+    entry->set_pod_id(rules_->pods[need.pod].id);
+  } else {
+    entry->clear_pod_id();
+  }
+  entry->set_state(need.state);
+  entry->set_since_ms(need.state_since_ms);
+}
+
+void Router::RemoveClientOpen(const OpenNeed& need) {
+  v1::ClientRecord& record = clients_.Mutable(need.facts->attributes.client_ref());
+  const std::string_view code = NeedCode(need);
+  auto* open = record.mutable_open();
+  for (int i = 0; i < open->size(); ++i) {
+    if (open->Get(i).referral_id() == need.referral_id && open->Get(i).need_code() == code) {
+      open->DeleteSubrange(i, 1);
+      return;
+    }
+  }
+}
+
+v1::ClientHistoryEntry& Router::AddHistory(const OpenNeed& need, v1::HistoryKind kind,
+                                           std::string_view pod_id) {
+  v1::ClientRecord& record = clients_.Mutable(need.facts->attributes.client_ref());
+  auto* history = record.mutable_history();
+  v1::ClientHistoryEntry* entry;
+  if (history->size() >= kMaxHistory) {
+    // Rotate the oldest entry to the end and reuse it.
+    for (int i = 0; i + 1 < history->size(); ++i) {
+      history->SwapElements(i, i + 1);
+    }
+    entry = history->Mutable(history->size() - 1);
+    entry->Clear();
+  } else {
+    entry = history->Add();
+  }
+  entry->set_referral_id(need.referral_id);
+  const std::string_view code = NeedCode(need);
+  entry->set_need_code(code.data(), code.size());
+  entry->set_pod_id(pod_id.data(), pod_id.size());
+  entry->set_kind(kind);
+  entry->set_at_ms(now_ms_);
+  return *entry;
+}
+
+// Ledgers, queues and timers follow from the open needs.
+void Router::RebuildDerived() {
+  for (PodState& pod : pods_) {
+    pod.open_cost = 0;
+    pod.open_ids.clear();
+  }
+  for (auto& queue : queues_) {
+    queue.clear();
+  }
+  timers_.clear();
+  std::vector<std::uint64_t> ids;
+  ids.reserve(needs_.size());
+  for (const auto& [id, need] : needs_) {
+    ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  for (std::uint64_t id : ids) {
+    const OpenNeed& need = needs_.find(id)->second;
+    if (need.state == v1::NEED_STATE_OFFERED || need.state == v1::NEED_STATE_ACCEPTED) {
+      pods_[need.pod].open_cost += rules_->pods[need.pod].cost[need.need];
+      pods_[need.pod].open_ids.insert(id);
+      if (need.state == v1::NEED_STATE_OFFERED && need.accept_by_ms > 0) {
+        AddTimer(need.accept_by_ms, need, TimerKind::kAcceptTimeout);
+      }
+    } else if (need.state == v1::NEED_STATE_QUEUED) {
+      Enqueue(need);
+      const NeedRule& rule = rules_->need_rules[need.need];
+      const Target& target = rule.targets[need.step];
+      if (target.max_wait_ms > 0 && need.step + 1 < rule.targets.size()) {
+        AddTimer(need.step_started_ms + target.max_wait_ms, need, TimerKind::kStepDeadline);
+      }
+      AddTimer(need.submitted_ms + rule.max_wait_ms, need, TimerKind::kEscalate);
+    }
+  }
+}
+
+std::uint32_t Router::Capacity(PodIndex pod) const { return pods_[pod].capacity; }
+
+bool Router::IsOpenNow(PodIndex pod) const {
+  const OpeningHours& hours = rules_->pods[pod].hours;
+  if (hours.always) {
+    return true;
+  }
+  const LocalTime local = ToLocalTime(now_ms_, rules_->time_zone);
+  return (hours.days & (1u << local.weekday)) && local.minute >= hours.open_minute &&
+         local.minute < hours.close_minute;
+}
+
+std::vector<PodFigures> Router::Pods() const {
+  std::vector<PodFigures> out;
+  out.reserve(pods_.size());
+  for (PodIndex p = 0; p < pods_.size(); ++p) {
+    out.push_back({rules_->pods[p].id, pods_[p].status, pods_[p].capacity, pods_[p].open_cost,
+                   static_cast<std::uint32_t>(pods_[p].open_ids.size())});
+  }
+  return out;
+}
+
+std::int64_t Router::OldestWaitMs(NeedIndex need) const {
+  std::int64_t oldest = 0;
+  for (const QueueKey& key : queues_[need]) {
+    const OpenNeed& n = needs_.find(key.id)->second;
+    oldest = std::max(oldest, now_ms_ - n.state_since_ms);
+  }
+  return oldest;
+}
+
+absl::Status Router::CheckInvariants() const {
+  std::vector<std::uint32_t> cost(pods_.size(), 0);
+  std::vector<std::size_t> queued(queues_.size(), 0);
+  for (const auto& [id, need] : needs_) {
+    if (need.state == v1::NEED_STATE_OFFERED || need.state == v1::NEED_STATE_ACCEPTED) {
+      if (need.pod >= pods_.size()) {
+        return absl::InternalError(absl::StrCat("need ", id, " holds no valid pod"));
+      }
+      cost[need.pod] += rules_->pods[need.pod].cost[need.need];
+    } else if (need.state == v1::NEED_STATE_QUEUED) {
+      ++queued[need.need];
+      if (!queues_[need.need].contains({-static_cast<int>(need.urgency), id})) {
+        return absl::InternalError(absl::StrCat("need ", id, " waits outside its queue"));
+      }
+    } else {
+      return absl::InternalError(absl::StrCat("need ", id, " is in no state"));
+    }
+  }
+  for (PodIndex p = 0; p < pods_.size(); ++p) {
+    if (cost[p] != pods_[p].open_cost) {
+      return absl::InternalError(absl::StrCat("pod ", rules_->pods[p].id, " ledger ",
+                                              pods_[p].open_cost, " != open work ", cost[p]));
+    }
+  }
+  for (NeedIndex n = 0; n < queues_.size(); ++n) {
+    if (queued[n] != queues_[n].size()) {
+      return absl::InternalError(absl::StrCat("queue of ", rules_->needs[n].code, " has ",
+                                              queues_[n].size(), " entries for ", queued[n]));
+    }
+  }
+  if (keys_.size() != needs_.size()) {
+    return absl::InternalError("key index and open needs differ");
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots
+
+v1::RouterSnapshot Router::Snapshot() const {
+  v1::RouterSnapshot s;
+  s.set_format(1);
+  s.set_last_applied_offset(last_applied_.Value());
+  s.set_now_ms(now_ms_);
+  s.set_next_id(next_id_);
+  s.set_rules_yaml(rules_->yaml);
+  for (PodIndex p = 0; p < pods_.size(); ++p) {
+    const PodState& state = pods_[p];
+    v1::PodRuntimeSnapshot* pod = s.add_pods();
+    pod->set_pod_id(rules_->pods[p].id);
+    pod->set_status(state.status);
+    if (state.capacity_overridden) {
+      pod->set_capacity(state.capacity);
+    }
+    if (state.intake_overridden) {
+      pod->set_daily_intake(state.daily_intake);
+    }
+    pod->set_intake_day(state.intake_day);
+    pod->set_intake_count(state.intake_count);
+  }
+  std::vector<std::uint64_t> ids;
+  ids.reserve(needs_.size());
+  for (const auto& [id, need] : needs_) {
+    ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  for (std::uint64_t id : ids) {
+    const OpenNeed& need = needs_.find(id)->second;
+    v1::OpenNeedSnapshot* n = s.add_needs();
+    n->set_id(id);
+    n->set_referral_id(need.referral_id);
+    n->set_need_code(rules_->needs[need.need].code);
+    n->set_state(need.state);
+    n->set_urgency(need.urgency);
+    n->set_submitted_ms(need.submitted_ms);
+    n->set_step(need.step);
+    n->set_step_started_ms(need.step_started_ms);
+    n->set_state_since_ms(need.state_since_ms);
+    if (need.pod != kNoPod) {
+      n->set_pod_id(rules_->pods[need.pod].id);
+    }
+    n->set_accept_by_ms(need.accept_by_ms);
+    for (PodIndex p : need.declined) {
+      n->add_declined_pods(rules_->pods[p].id);
+    }
+    n->set_attempt(need.attempt);
+    n->set_declines(need.declines);
+    n->set_pending(need.pending);
+    *n->mutable_attributes() = need.facts->attributes;
+    // The generation is not stored: restore starts every need at 0 with fresh timers.
+  }
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<Router>> Router::Restore(const v1::RouterSnapshot& s,
+                                                         ClientStore& clients) {
+  if (s.format() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown snapshot format ", s.format()));
+  }
+  absl::StatusOr<std::shared_ptr<const Rules>> rules = LoadRules(s.rules_yaml(), "snapshot");
+  if (!rules.ok()) {
+    return rules.status();
+  }
+  auto router = std::make_unique<Router>(*std::move(rules), clients);
+  Router& r = *router;
+  r.last_applied_ = Offset(s.last_applied_offset());
+  r.now_ms_ = s.now_ms();
+  r.next_id_ = s.next_id();
+  for (const v1::PodRuntimeSnapshot& pod : s.pods()) {
+    const PodIndex* p = r.rules_->FindPod(pod.pod_id());
+    if (p == nullptr) {
+      return absl::DataLossError(absl::StrCat("snapshot names unknown pod ", pod.pod_id()));
+    }
+    PodState& state = r.pods_[*p];
+    state.status = pod.status();
+    if (pod.has_capacity()) {
+      state.capacity = pod.capacity();
+      state.capacity_overridden = true;
+    }
+    if (pod.has_daily_intake()) {
+      state.daily_intake = pod.daily_intake();
+      state.intake_overridden = true;
+    }
+    state.intake_day = pod.intake_day();
+    state.intake_count = pod.intake_count();
+  }
+  // Needs of one referral share their facts, as they did before the snapshot.
+  absl::flat_hash_map<std::string, std::shared_ptr<const Facts>> facts_by_referral;
+  for (const v1::OpenNeedSnapshot& n : s.needs()) {
+    const NeedIndex* need_index = r.rules_->FindNeed(n.need_code());
+    if (need_index == nullptr) {
+      return absl::DataLossError(absl::StrCat("snapshot names unknown need ", n.need_code()));
+    }
+    OpenNeed need;
+    need.id = n.id();
+    need.referral_id = n.referral_id();
+    need.need = *need_index;
+    need.state = n.state();
+    need.urgency = n.urgency();
+    need.submitted_ms = n.submitted_ms();
+    need.step = n.step();
+    need.step_started_ms = n.step_started_ms();
+    need.state_since_ms = n.state_since_ms();
+    if (!n.pod_id().empty()) {
+      const PodIndex* p = r.rules_->FindPod(n.pod_id());
+      if (p == nullptr) {
+        return absl::DataLossError(absl::StrCat("snapshot names unknown pod ", n.pod_id()));
+      }
+      need.pod = *p;
+    }
+    need.accept_by_ms = n.accept_by_ms();
+    for (const std::string& pod_id : n.declined_pods()) {
+      if (const PodIndex* p = r.rules_->FindPod(pod_id)) {
+        need.declined.push_back(*p);
+      }
+    }
+    need.attempt = n.attempt();
+    need.declines = n.declines();
+    need.pending = n.pending();
+    std::shared_ptr<const Facts>& facts = facts_by_referral[n.referral_id()];
+    if (facts == nullptr) {
+      auto f = std::make_shared<Facts>();
+      f->attributes = n.attributes();
+      for (int flag : f->attributes.flags()) {
+        if (flag > 0 && flag < 32) f->flags |= 1u << flag;
+      }
+      for (int c : f->attributes.consent()) {
+        if (c > 0 && c < 32) f->consent |= 1u << c;
+      }
+      const std::string& lang = f->attributes.language();
+      f->language = lang.empty() ? "en" : lang.substr(0, lang.find('-'));
+      absl::AsciiStrToLower(&f->language);
+      f->outward = absl::AsciiStrToUpper(AbslView(f->attributes.postcode_outward()));
+      facts = std::move(f);
+    }
+    need.facts = facts;
+    if ((need.state == v1::NEED_STATE_OFFERED || need.state == v1::NEED_STATE_ACCEPTED) &&
+        need.pod == kNoPod) {
+      return absl::DataLossError(absl::StrCat("need ", n.id(), " is held by no pod"));
+    }
+    const std::size_t targets = r.rules_->need_rules[need.need].targets.size();
+    if (need.state == v1::NEED_STATE_QUEUED && need.step >= targets) {
+      return absl::DataLossError(absl::StrCat("need ", n.id(), " waits at a missing step"));
+    }
+    r.keys_.emplace(Key(need.referral_id, n.need_code()), need.id);
+    r.needs_.emplace(need.id, std::move(need));
+  }
+  r.RebuildDerived();
+  return router;
+}
+
+}  // namespace signpost::router

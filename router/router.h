@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: Apache-2.0
+// The routing core: folds the event log into routing state and decides, for every need of every
+// referral, which pod takes it, why it waits, or where it escalates. A pure, deterministic
+// function of the log: no I/O, clocks or threads; time comes from event times and Tick events.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/status/statusor.h"
+#include "router/base/strong_id.h"
+#include "router/client_store.h"
+#include "router/rules.h"
+#include "signpost/v1/envelope.pb.h"
+#include "signpost/v1/state.pb.h"
+
+namespace signpost::router {
+
+// The decisions of one or more Apply calls, as envelopes ready to publish. The envelopes are
+// reused after Clear(), so a warmed-up buffer does not allocate per decision.
+class DecisionBuffer {
+ public:
+  [[nodiscard]] v1::Envelope& Add();
+  void Clear() { size_ = 0; }
+  [[nodiscard]] std::size_t size() const { return size_; }
+  [[nodiscard]] bool empty() const { return size_ == 0; }
+  [[nodiscard]] const v1::Envelope& operator[](std::size_t i) const { return *envelopes_[i]; }
+
+ private:
+  std::vector<std::unique_ptr<v1::Envelope>> envelopes_;
+  std::size_t size_ = 0;
+};
+
+enum class ApplyResult {
+  kApplied,
+  kSkipped,  // the offset was at or below LastApplied(): nothing changed
+};
+
+// Live figures of one pod, for metrics and the query API.
+struct PodFigures {
+  std::string_view id;
+  v1::PodStatus status = v1::POD_STATUS_UNSPECIFIED;
+  std::uint32_t capacity = 0;
+  std::uint32_t open_cost = 0;
+  std::uint32_t open_needs = 0;
+};
+
+// Router owns the hot state (pods, capacity ledgers, queues, timers) of one routing domain and
+// updates per-client records through a ClientStore it does not own.
+// Thread-safety: none; one thread drives one Router.
+class Router {
+ public:
+  Router(std::shared_ptr<const Rules> rules, ClientStore& clients);
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Applies `event`, read from the log at `offset`, appending the decisions to `out`.
+  // Events at or below LastApplied() are skipped. Malformed or contradictory events are answered
+  // with a Rejected decision (a value, not an error) and change nothing else. Returns kInternal
+  // only if an invariant broke, which is a bug.
+  [[nodiscard]] absl::StatusOr<ApplyResult> Apply(const v1::Envelope& event, Offset offset,
+                                                  DecisionBuffer& out);
+
+  [[nodiscard]] Offset LastApplied() const { return last_applied_; }
+  [[nodiscard]] std::int64_t NowMs() const { return now_ms_; }
+  [[nodiscard]] const Rules& rules() const { return *rules_; }
+
+  // The hot state; client records live in the ClientStore. Snapshot and Restore round-trip:
+  // a restored router continues exactly as the original would.
+  [[nodiscard]] v1::RouterSnapshot Snapshot() const;
+  // Returns kInvalidArgument (bad rules or format) or kDataLoss (inconsistent snapshot).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Router>> Restore(
+      const v1::RouterSnapshot& snapshot, ClientStore& clients);
+
+  [[nodiscard]] std::vector<PodFigures> Pods() const;
+  [[nodiscard]] std::size_t QueuedCount(NeedIndex need) const { return queues_[need].size(); }
+  [[nodiscard]] std::int64_t OldestWaitMs(NeedIndex need) const;
+  [[nodiscard]] std::size_t OpenNeedCount() const { return needs_.size(); }
+
+  // Recomputes the ledgers and queues from the open needs and compares: kInternal on mismatch.
+  [[nodiscard]] absl::Status CheckInvariants() const;
+
+ private:
+  static constexpr PodIndex kNoPod = 0xffff;
+
+  // The routing attributes of a referral, shared by its needs while any is open.
+  struct Facts {
+    v1::RoutingAttributes attributes;
+    std::uint32_t flags = 0;    // bit per v1::ClientFlag
+    std::uint32_t consent = 0;  // bit per v1::ConsentScope
+    std::string language;       // primary subtag, lower case
+    std::string outward;        // upper case
+  };
+
+  struct OpenNeed {
+    std::uint64_t id = 0;
+    std::string referral_id;
+    NeedIndex need = 0;
+    v1::NeedState state = v1::NEED_STATE_UNSPECIFIED;
+    v1::Urgency urgency = v1::URGENCY_ROUTINE;
+    std::int64_t submitted_ms = 0;
+    std::uint32_t step = 0;
+    std::int64_t step_started_ms = 0;
+    std::int64_t state_since_ms = 0;
+    PodIndex pod = kNoPod;
+    std::int64_t accept_by_ms = 0;
+    std::vector<PodIndex> declined;
+    std::uint32_t attempt = 0;
+    std::uint32_t declines = 0;
+    v1::PendingReason pending = v1::PENDING_REASON_UNSPECIFIED;
+    std::uint32_t generation = 0;  // bumped on every state change; stale timers carry old ones
+    std::shared_ptr<const Facts> facts;
+  };
+
+  struct PodState {
+    v1::PodStatus status = v1::POD_STATUS_OPEN;
+    std::uint32_t capacity = 0;
+    std::uint32_t daily_intake = 0;
+    bool capacity_overridden = false;
+    bool intake_overridden = false;
+    std::uint32_t open_cost = 0;
+    std::int64_t intake_day = 0;
+    std::uint32_t intake_count = 0;
+    absl::btree_set<std::uint64_t> open_ids;
+  };
+
+  enum class TimerKind : std::uint8_t { kAcceptTimeout, kStepDeadline, kEscalate };
+  struct Timer {
+    std::int64_t at;
+    std::uint64_t id;
+    TimerKind kind;
+    std::uint32_t generation;
+    friend bool operator<(const Timer& a, const Timer& b) {
+      return std::tie(a.at, a.id, a.kind, a.generation) <
+             std::tie(b.at, b.id, b.kind, b.generation);
+    }
+  };
+  struct QueueKey {
+    int neg_urgency;
+    std::uint64_t id;
+    friend bool operator<(const QueueKey& a, const QueueKey& b) {
+      return std::tie(a.neg_urgency, a.id) < std::tie(b.neg_urgency, b.id);
+    }
+  };
+  struct Candidate {
+    PodIndex pod;
+    v1::CandidateRejection reason;
+  };
+  struct Outcome;
+
+  // Event handlers.
+  void OnReferral(const v1::Envelope& event, DecisionBuffer& out);
+  void OnPodResponse(const v1::Envelope& event, DecisionBuffer& out);
+  void OnPodChanged(const v1::Envelope& event, DecisionBuffer& out);
+  void OnRulesChanged(const v1::Envelope& event, DecisionBuffer& out);
+  void OnTick(DecisionBuffer& out);
+  void OnErasure(const v1::Envelope& event, DecisionBuffer& out);
+
+  // Routing.
+  void Route(OpenNeed& need, bool announce_unchanged_wait, DecisionBuffer& out);
+  bool Evaluate(const OpenNeed& need, const Target& target, PodIndex& best,
+                v1::ScoreParts& best_score);
+  void Place(OpenNeed& need, PodIndex pod, const Target& target, const v1::ScoreParts& score,
+             DecisionBuffer& out);
+  void Wait(OpenNeed& need, v1::PendingReason reason, bool announce, DecisionBuffer& out);
+  void Escalate(OpenNeed& need, v1::EscalationReason reason, DecisionBuffer& out);
+  void Release(OpenNeed& need, v1::ReleaseReason reason, DecisionBuffer& out);
+  void DeclineAndReroute(OpenNeed& need, v1::HistoryKind kind, DecisionBuffer& out);
+  void Drain(PodIndex pod, DecisionBuffer& out);
+  void DrainAll(DecisionBuffer& out);
+  void Close(std::uint64_t id);
+
+  // Helpers.
+  void Reject(v1::RejectReason reason, std::string_view referral_id, std::string_view detail,
+              DecisionBuffer& out);
+  v1::Envelope& NewDecision(DecisionBuffer& out);
+  void Enqueue(const OpenNeed& need);
+  void Dequeue(const OpenNeed& need);
+  void AddTimer(std::int64_t at, const OpenNeed& need, TimerKind kind);
+  void RebuildDerived();
+  [[nodiscard]] std::uint32_t Capacity(PodIndex pod) const;
+  [[nodiscard]] bool IsOpenNow(PodIndex pod) const;
+  [[nodiscard]] std::uint32_t IntakeToday(PodIndex pod) const;
+  [[nodiscard]] std::uint32_t DailyIntake(PodIndex pod) const { return pods_[pod].daily_intake; }
+  [[nodiscard]] std::string_view NeedCode(const OpenNeed& need) const {
+    return rules_->needs[need.need].code;
+  }
+  [[nodiscard]] static std::string Key(std::string_view referral_id, std::string_view need_code);
+  void ResetPods(const std::vector<PodState>* previous, const Rules* previous_rules);
+  void UpdateClientOpen(const OpenNeed& need);
+  void RemoveClientOpen(const OpenNeed& need);
+  v1::ClientHistoryEntry& AddHistory(const OpenNeed& need, v1::HistoryKind kind,
+                                     std::string_view pod_id);
+
+  std::shared_ptr<const Rules> rules_;
+  ClientStore& clients_;
+  Offset last_applied_{-1};
+  std::int64_t now_ms_ = 0;
+  std::uint64_t next_id_ = 1;
+
+  std::vector<PodState> pods_;  // by PodIndex
+  absl::node_hash_map<std::uint64_t, OpenNeed> needs_;
+  absl::flat_hash_map<std::string, std::uint64_t> keys_;  // referral id + need code -> id
+  std::vector<absl::btree_set<QueueKey>> queues_;           // by NeedIndex
+  absl::btree_set<Timer> timers_;
+
+  // Per-Apply scratch, kept to avoid allocating on the hot path.
+  const v1::Envelope* cause_ = nullptr;
+  int decisions_in_apply_ = 0;
+  std::vector<Candidate> candidates_;
+  std::vector<std::uint64_t> scratch_ids_;
+};
+
+}  // namespace signpost::router
