@@ -155,7 +155,8 @@ void Router::OnReferral(const v1::Envelope& event, DecisionBuffer& out) {
     return;
   }
   if (const std::string* owner = clients_.FindReferral(r.referral_id())) {
-    clients_.Mutable(*owner).set_duplicate_count(clients_.Find(*owner)->duplicate_count() + 1);
+    v1::ClientRecord& record = clients_.Mutable(*owner);
+    record.set_duplicate_count(record.duplicate_count() + 1);
     Reject(v1::REJECT_REASON_DUPLICATE_REFERRAL, r.referral_id(), "referral id seen before", out);
     return;
   }
@@ -227,24 +228,14 @@ void Router::OnReferral(const v1::Envelope& event, DecisionBuffer& out) {
 // Filters the target's pods for `need` into candidates_, and picks the best eligible one.
 // Score order: continuity, locality specificity, headroom, weight; ties go to the lower pod id
 // (target pods are sorted by id and only a strictly better score replaces the best).
-bool Router::Evaluate(const OpenNeed& need, const Target& target, PodIndex& best,
-                      v1::ScoreParts& best_score) {
+bool Router::Evaluate(const OpenNeed& need, std::span<const PodIndex> pods,
+                      PodIndex continuity_pod, PodIndex& best, v1::ScoreParts& best_score) {
   candidates_.clear();
   const Facts& facts = *need.facts;
-  const v1::ClientRecord* record = clients_.Find(facts.attributes.client_ref());
-  std::string_view continuity_pod;
-  if (record != nullptr) {
-    const std::string& code = rules_->needs[need.need].code;
-    for (const v1::ContinuityEntry& c : record->continuity()) {
-      if (c.need_code() == code) {
-        continuity_pod = c.pod_id();
-      }
-    }
-  }
   const LocalTime local = ToLocalTime(now_ms_, rules_->time_zone);
   bool found = false;
   std::tuple<bool, std::uint32_t, std::uint32_t, std::uint32_t> best_key{};
-  for (PodIndex p : target.pods) {
+  for (PodIndex p : pods) {
     const PodRule& rule = rules_->pods[p];
     const PodState& state = pods_[p];
     const std::uint32_t cost = rule.cost[need.need];
@@ -286,7 +277,7 @@ bool Router::Evaluate(const OpenNeed& need, const Target& target, PodIndex& best
       candidates_.push_back({p, reason});
       continue;
     }
-    const bool continuity = !continuity_pod.empty() && continuity_pod == rule.id;
+    const bool continuity = p == continuity_pod;
     const std::uint32_t headroom =
         static_cast<std::uint32_t>((std::uint64_t{state.capacity - state.open_cost - cost} * 1000) /
                                    std::max<std::uint32_t>(state.capacity, 1));
@@ -311,6 +302,30 @@ bool Router::Evaluate(const OpenNeed& need, const Target& target, PodIndex& best
   return found;
 }
 
+Router::PodIndexOrNone Router::ContinuityPod(const OpenNeed& need) const {
+  const v1::ClientRecord* record = clients_.Find(need.facts->attributes.client_ref());
+  if (record == nullptr) {
+    return kNoPod;
+  }
+  const std::string& code = rules_->needs[need.need].code;
+  for (const v1::ContinuityEntry& c : record->continuity()) {
+    if (c.need_code() != code) {
+      continue;
+    }
+    const PodIndex* pod = rules_->FindPod(c.pod_id());
+    if (pod == nullptr) {
+      return kNoPod;
+    }
+    for (const Target& target : rules_->need_rules[need.need].targets) {
+      if (std::binary_search(target.pods.begin(), target.pods.end(), *pod)) {
+        return *pod;
+      }
+    }
+    return kNoPod;
+  }
+  return kNoPod;
+}
+
 // Routes `need` from its current step: placed, waiting (with a reason), or escalated.
 // `announce_unchanged_wait`: emit Queued even if the need was already waiting at this step for
 // the same reason (false when a drain retries a waiting need).
@@ -320,11 +335,22 @@ void Router::Route(OpenNeed& need, bool announce_unchanged_wait, DecisionBuffer&
     Escalate(need, v1::ESCALATION_REASON_RULE, out);
     return;
   }
+  PodIndex best = kNoPod;
+  v1::ScoreParts score;
+  // Continuity of care first: the pod that last accepted this client's need takes it again if
+  // it is in any of the need's targets and can take it now.
+  const PodIndex continuity = ContinuityPod(need);
+  if (continuity != kNoPod) {
+    const PodIndex one[] = {continuity};
+    if (Evaluate(need, one, continuity, best, score)) {
+      static const Target kContinuity{"continuity", {}, 0};
+      Place(need, best, kContinuity, score, out);
+      return;
+    }
+  }
   while (true) {
     const Target& target = rule.targets[need.step];
-    PodIndex best = kNoPod;
-    v1::ScoreParts score;
-    if (Evaluate(need, target, best, score)) {
+    if (Evaluate(need, target.pods, continuity, best, score)) {
       Place(need, best, target, score, out);
       return;
     }

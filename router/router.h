@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -164,8 +165,10 @@ class Router {
 
   // Routing.
   void Route(OpenNeed& need, bool announce_unchanged_wait, DecisionBuffer& out);
-  bool Evaluate(const OpenNeed& need, const Target& target, PodIndex& best,
-                v1::ScoreParts& best_score);
+  using PodIndexOrNone = PodIndex;
+  bool Evaluate(const OpenNeed& need, std::span<const PodIndex> pods, PodIndex continuity_pod,
+                PodIndex& best, v1::ScoreParts& best_score);
+  [[nodiscard]] PodIndexOrNone ContinuityPod(const OpenNeed& need) const;
   void Place(OpenNeed& need, PodIndex pod, const Target& target, const v1::ScoreParts& score,
              DecisionBuffer& out);
   void Wait(OpenNeed& need, v1::PendingReason reason, bool announce, DecisionBuffer& out);
