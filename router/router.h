@@ -45,7 +45,7 @@ enum class ApplyResult {
 
 // Live figures of one pod, for metrics and the query API.
 struct PodFigures {
-  std::string_view id;
+  std::string id;
   v1::PodStatus status = v1::POD_STATUS_UNSPECIFIED;
   std::uint32_t capacity = 0;
   std::uint32_t open_cost = 0;
