@@ -46,5 +46,6 @@ function(signpost_cc_bench)
   target_link_libraries(${A_NAME} PRIVATE ${A_DEPS} benchmark::benchmark_main)
   target_compile_options(${A_NAME} PRIVATE ${SIGNPOST_WARNINGS})
   add_test(NAME ${A_NAME}_smoke COMMAND ${A_NAME} --benchmark_min_time=0.01)
-  set_tests_properties(${A_NAME}_smoke PROPERTIES LABELS bench_smoke)
+  set_tests_properties(${A_NAME}_smoke PROPERTIES LABELS bench_smoke
+                       ENVIRONMENT SIGNPOST_BENCH_SMOKE=1)
 endfunction()

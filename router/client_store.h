@@ -41,6 +41,11 @@ class InMemoryClientStore final : public ClientStore {
   void PutReferral(std::string_view referral_id, std::string_view client_ref) override;
   void EraseReferral(std::string_view referral_id) override;
 
+  // Sizes the tables for the expected counts, so growth does not rehash on the hot path.
+  void Reserve(std::size_t clients, std::size_t referrals) {
+    clients_.reserve(clients);
+    referrals_.reserve(referrals);
+  }
   [[nodiscard]] std::size_t ClientCount() const { return clients_.size(); }
   [[nodiscard]] std::size_t ReferralCount() const { return referrals_.size(); }
   // Every record and index entry, serialized in key order: equal stores give equal strings.

@@ -14,7 +14,7 @@ namespace {
 
 constexpr std::size_t kMaxIdLength = 128;
 constexpr int kMaxHistory = 32;
-constexpr int kMaxDrainMisses = 4096;  // queued needs examined per pod per drain that cannot use it
+constexpr int kMaxDrainMisses = 64;  // waiting needs tried per drain that still cannot be placed
 
 absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
@@ -34,19 +34,24 @@ bool Temporary(v1::CandidateRejection reason) {
 
 }  // namespace
 
+DecisionBuffer::DecisionBuffer()
+    : block_(new char[kInitialBlock]), arena_(block_.get(), kInitialBlock) {}
+
 v1::Envelope& DecisionBuffer::Add() {
-  if (size_ == envelopes_.size()) {
-    envelopes_.push_back(std::make_unique<v1::Envelope>());
-  }
-  v1::Envelope& e = *envelopes_[size_++];
-  e.Clear();
-  return e;
+  envelopes_.push_back(google::protobuf::Arena::CreateMessage<v1::Envelope>(&arena_));
+  return *envelopes_.back();
+}
+
+void DecisionBuffer::Clear() {
+  envelopes_.clear();
+  arena_.Reset();  // keeps the initial block: the next batch reuses it
 }
 
 Router::Router(std::shared_ptr<const Rules> rules, ClientStore& clients)
     : rules_(std::move(rules)), clients_(clients) {
   ResetPods(nullptr, nullptr);
   queues_.resize(rules_->needs.size());
+  pod_waiting_.resize(rules_->pods.size());
 }
 
 std::string Router::Key(std::string_view referral_id, std::string_view need_code) {
@@ -86,6 +91,7 @@ absl::StatusOr<ApplyResult> Router::Apply(const v1::Envelope& event, Offset offs
   now_ms_ = std::max(now_ms_, event.event_time_ms());
   cause_ = &event;
   decisions_in_apply_ = 0;
+  cached_record_ = nullptr;
   if (event.schema_version() != 1) {
     Reject(v1::REJECT_REASON_INVALID_EVENT, "", "unsupported schema_version", out);
     return ApplyResult::kApplied;
@@ -140,6 +146,58 @@ void Router::Reject(v1::RejectReason reason, std::string_view referral_id,
   r->set_detail(detail.data(), detail.size());
 }
 
+template <typename FlagList, typename ConsentList>
+std::shared_ptr<const Router::Facts> Router::MakeFacts(
+    const std::string& client_ref, const std::string& postcode_outward, const std::string& lsoa,
+    std::uint32_t birth_year, const FlagList& flags, const std::string& language,
+    const ConsentList& consent, const v1::SealedPayload* payload) {
+  auto facts = std::make_shared<Facts>();
+  facts->client_ref = client_ref;
+  facts->postcode_outward = postcode_outward;
+  facts->outward = absl::AsciiStrToUpper(AbslView(postcode_outward));
+  facts->lsoa = lsoa;
+  facts->birth_year = birth_year;
+  for (int f : flags) {
+    if (f > 0 && f < 32) {
+      facts->flags |= 1u << f;
+    }
+  }
+  facts->language = language;
+  facts->primary_language = language.empty() ? "en" : language.substr(0, language.find('-'));
+  absl::AsciiStrToLower(&facts->primary_language);
+  for (int c : consent) {
+    if (c > 0 && c < 32) {
+      facts->consent |= 1u << c;
+    }
+  }
+  if (payload != nullptr) {
+    facts->has_payload = true;
+    facts->payload = *payload;
+  }
+  return facts;
+}
+
+void Router::ToAttributes(const Facts& facts, v1::RoutingAttributes& out) {
+  out.set_client_ref(facts.client_ref);
+  out.set_postcode_outward(facts.postcode_outward);
+  out.set_lsoa(facts.lsoa);
+  out.set_birth_year(facts.birth_year);
+  for (int f = 1; f < 32; ++f) {
+    if (facts.flags & (1u << f)) {
+      out.add_flags(static_cast<v1::ClientFlag>(f));
+    }
+  }
+  out.set_language(facts.language);
+  for (int c = 1; c < 32; ++c) {
+    if (facts.consent & (1u << c)) {
+      out.add_consent(static_cast<v1::ConsentScope>(c));
+    }
+  }
+  if (facts.has_payload) {
+    *out.mutable_payload() = facts.payload;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Referrals
 
@@ -161,7 +219,7 @@ void Router::OnReferral(const v1::Envelope& event, DecisionBuffer& out) {
     return;
   }
   clients_.PutReferral(r.referral_id(), r.client_ref());
-  v1::ClientRecord& record = clients_.Mutable(r.client_ref());
+  v1::ClientRecord& record = RecordOf(r.client_ref());
   if (record.referral_count() == 0) {
     record.set_first_contact_ms(now_ms_);
   }
@@ -169,42 +227,18 @@ void Router::OnReferral(const v1::Envelope& event, DecisionBuffer& out) {
   record.set_referral_count(record.referral_count() + 1);
   record.add_referral_ids(r.referral_id());
 
-  auto facts = std::make_shared<Facts>();
-  v1::RoutingAttributes& a = facts->attributes;
-  a.set_client_ref(r.client_ref());
-  a.set_postcode_outward(r.postcode_outward());
-  a.set_lsoa(r.lsoa());
-  a.set_birth_year(r.birth_year());
-  a.mutable_flags()->CopyFrom(r.flags());
-  a.set_language(r.language());
-  a.mutable_consent()->CopyFrom(r.consent());
-  if (r.has_payload()) {
-    *a.mutable_payload() = r.payload();
-  }
-  for (int f : r.flags()) {
-    if (f > 0 && f < 32) {
-      facts->flags |= 1u << f;
-    }
-  }
-  for (int c : r.consent()) {
-    if (c > 0 && c < 32) {
-      facts->consent |= 1u << c;
-    }
-  }
-  facts->language = r.language().empty() ? "en" : r.language().substr(0, r.language().find('-'));
-  absl::AsciiStrToLower(&facts->language);
-  facts->outward = absl::AsciiStrToUpper(AbslView(r.postcode_outward()));
+  const std::shared_ptr<const Facts> facts =
+      MakeFacts(r.client_ref(), r.postcode_outward(), r.lsoa(), r.birth_year(), r.flags(),
+                r.language(), r.consent(), r.has_payload() ? &r.payload() : nullptr);
 
   // Fan out: one open need per distinct routed need; unknown or blank codes go to triage.
-  const std::uint32_t first_need = static_cast<std::uint32_t>(out.size());
-  static_cast<void>(first_need);
   auto route_one = [&](NeedIndex need_index, v1::Urgency urgency) {
     std::string key = Key(r.referral_id(), rules_->needs[need_index].code);
     if (keys_.contains(key)) {
       return;  // the same need twice in one referral is one need
     }
     const std::uint64_t id = next_id_++;
-    keys_.emplace(std::move(key), id);
+    keys_.emplace(key, id);
     OpenNeed& need = needs_[id];
     need.id = id;
     need.referral_id = r.referral_id();
@@ -225,6 +259,35 @@ void Router::OnReferral(const v1::Envelope& event, DecisionBuffer& out) {
   }
 }
 
+// What keeps `pod` from ever taking `need` under the current rules, whatever its load or the
+// time: coverage, flags, language, consent, an earlier decline. UNSPECIFIED if nothing does.
+v1::CandidateRejection Router::StaticRejection(const OpenNeed& need, PodIndex pod,
+                                               std::uint32_t specificity) const {
+  const PodRule& rule = rules_->pods[pod];
+  const Facts& facts = *need.facts;
+  if (specificity == 0) {
+    return v1::CANDIDATE_REJECTION_OUTSIDE_COVERAGE;
+  }
+  if ((facts.flags & rule.required_flags) != rule.required_flags) {
+    return v1::CANDIDATE_REJECTION_MISSING_REQUIRED_FLAG;
+  }
+  if ((facts.flags & rule.excluded_flags) != 0) {
+    return v1::CANDIDATE_REJECTION_EXCLUDED_FLAG;
+  }
+  if (!rule.languages.empty() &&
+      std::find(rule.languages.begin(), rule.languages.end(), facts.primary_language) ==
+          rule.languages.end()) {
+    return v1::CANDIDATE_REJECTION_LANGUAGE_NOT_SUPPORTED;
+  }
+  if (std::find(need.declined.begin(), need.declined.end(), pod) != need.declined.end()) {
+    return v1::CANDIDATE_REJECTION_PREVIOUSLY_DECLINED;
+  }
+  if ((facts.consent & rule.required_consent) != rule.required_consent) {
+    return v1::CANDIDATE_REJECTION_NO_CONSENT;
+  }
+  return v1::CANDIDATE_REJECTION_UNSPECIFIED;
+}
+
 // Filters the target's pods for `need` into candidates_, and picks the best eligible one.
 // Score order: continuity, locality specificity, headroom, weight; ties go to the lower pod id
 // (target pods are sorted by id and only a strictly better score replaces the best).
@@ -239,31 +302,17 @@ bool Router::Evaluate(const OpenNeed& need, std::span<const PodIndex> pods,
     const PodRule& rule = rules_->pods[p];
     const PodState& state = pods_[p];
     const std::uint32_t cost = rule.cost[need.need];
-    v1::CandidateRejection reason = v1::CANDIDATE_REJECTION_UNSPECIFIED;
-    std::uint32_t specificity = rule.coverage.Specificity(facts.outward);
-    const int age = facts.attributes.birth_year() == 0
-                        ? -1
-                        : local.year - static_cast<int>(facts.attributes.birth_year());
-    if (state.status != v1::POD_STATUS_OPEN) {
+    const std::uint32_t specificity = rule.coverage.Specificity(facts.outward);
+    v1::CandidateRejection reason = StaticRejection(need, p, specificity);
+    const int age =
+        facts.birth_year == 0 ? -1 : local.year - static_cast<int>(facts.birth_year);
+    if (reason != v1::CANDIDATE_REJECTION_UNSPECIFIED) {
+    } else if (state.status != v1::POD_STATUS_OPEN) {
       reason = state.status == v1::POD_STATUS_PAUSED ? v1::CANDIDATE_REJECTION_AT_CAPACITY
                                                      : v1::CANDIDATE_REJECTION_NOT_OPEN;
-    } else if (specificity == 0) {
-      reason = v1::CANDIDATE_REJECTION_OUTSIDE_COVERAGE;
     } else if (age >= 0 && ((rule.min_age >= 0 && age < rule.min_age) ||
                             (rule.max_age >= 0 && age > rule.max_age))) {
       reason = v1::CANDIDATE_REJECTION_AGE_OUT_OF_RANGE;
-    } else if ((facts.flags & rule.required_flags) != rule.required_flags) {
-      reason = v1::CANDIDATE_REJECTION_MISSING_REQUIRED_FLAG;
-    } else if ((facts.flags & rule.excluded_flags) != 0) {
-      reason = v1::CANDIDATE_REJECTION_EXCLUDED_FLAG;
-    } else if (!rule.languages.empty() &&
-               std::find(rule.languages.begin(), rule.languages.end(), facts.language) ==
-                   rule.languages.end()) {
-      reason = v1::CANDIDATE_REJECTION_LANGUAGE_NOT_SUPPORTED;
-    } else if (std::find(need.declined.begin(), need.declined.end(), p) != need.declined.end()) {
-      reason = v1::CANDIDATE_REJECTION_PREVIOUSLY_DECLINED;
-    } else if ((facts.consent & rule.required_consent) != rule.required_consent) {
-      reason = v1::CANDIDATE_REJECTION_NO_CONSENT;
     } else if (!rule.hours.always &&
                (!(rule.hours.days & (1u << local.weekday)) ||
                 local.minute < rule.hours.open_minute || local.minute >= rule.hours.close_minute)) {
@@ -302,13 +351,10 @@ bool Router::Evaluate(const OpenNeed& need, std::span<const PodIndex> pods,
   return found;
 }
 
-Router::PodIndexOrNone Router::ContinuityPod(const OpenNeed& need) const {
-  const v1::ClientRecord* record = clients_.Find(need.facts->attributes.client_ref());
-  if (record == nullptr) {
-    return kNoPod;
-  }
+Router::PodIndexOrNone Router::ContinuityPod(const OpenNeed& need) {
+  const v1::ClientRecord& record = RecordOf(need);
   const std::string& code = rules_->needs[need.need].code;
-  for (const v1::ContinuityEntry& c : record->continuity()) {
+  for (const v1::ContinuityEntry& c : record.continuity()) {
     if (c.need_code() != code) {
       continue;
     }
@@ -419,7 +465,7 @@ void Router::Place(OpenNeed& need, PodIndex pod, const Target& target,
   const Facts& facts = *need.facts;
   v1::Routed* routed = NewDecision(out).mutable_routed();
   routed->set_referral_id(need.referral_id);
-  routed->set_client_ref(facts.attributes.client_ref());
+  routed->set_client_ref(facts.client_ref);
   routed->set_need_code(rules_->needs[need.need].code);
   routed->set_pod_id(rule.id);
   routed->set_target_step(need.step);
@@ -437,18 +483,23 @@ void Router::Place(OpenNeed& need, PodIndex pod, const Target& target,
   routed->set_accept_by_ms(need.accept_by_ms);
   v1::ScopedAttributes* scoped = routed->mutable_attributes();
   const std::uint32_t scope = rule.data_scope;
-  if (scope & kScopeClientRef) scoped->set_client_ref(facts.attributes.client_ref());
-  if (scope & kScopePostcode) scoped->set_postcode_outward(facts.attributes.postcode_outward());
-  if (scope & kScopeLsoa) scoped->set_lsoa(facts.attributes.lsoa());
-  if (scope & kScopeBirthYear) scoped->set_birth_year(facts.attributes.birth_year());
-  if (scope & kScopeFlags) scoped->mutable_flags()->CopyFrom(facts.attributes.flags());
-  if (scope & kScopeLanguage) scoped->set_language(facts.attributes.language());
-  if ((scope & kScopePayload) && facts.attributes.has_payload()) {
-    *scoped->mutable_payload() = facts.attributes.payload();
+  if (scope & kScopeClientRef) scoped->set_client_ref(facts.client_ref);
+  if (scope & kScopePostcode) scoped->set_postcode_outward(facts.postcode_outward);
+  if (scope & kScopeLsoa) scoped->set_lsoa(facts.lsoa);
+  if (scope & kScopeBirthYear) scoped->set_birth_year(facts.birth_year);
+  if (scope & kScopeFlags) {
+    for (int f = 1; f < 32; ++f) {
+      if (facts.flags & (1u << f)) {
+        scoped->add_flags(static_cast<v1::ClientFlag>(f));
+      }
+    }
+  }
+  if (scope & kScopeLanguage) scoped->set_language(facts.language);
+  if ((scope & kScopePayload) && facts.has_payload) {
+    *scoped->mutable_payload() = facts.payload;
   }
 
   UpdateClientOpen(need);
-  AddHistory(need, v1::HISTORY_KIND_ROUTED, rule.id);
 }
 
 void Router::Wait(OpenNeed& need, v1::PendingReason reason, bool announce, DecisionBuffer& out) {
@@ -477,7 +528,7 @@ void Router::Wait(OpenNeed& need, v1::PendingReason reason, bool announce, Decis
   }
   v1::Queued* q = NewDecision(out).mutable_queued();
   q->set_referral_id(need.referral_id);
-  q->set_client_ref(need.facts->attributes.client_ref());
+  q->set_client_ref(need.facts->client_ref);
   q->set_need_code(rules_->needs[need.need].code);
   q->set_reason(reason);
   q->set_target_step(need.step);
@@ -496,7 +547,7 @@ void Router::Escalate(OpenNeed& need, v1::EscalationReason reason, DecisionBuffe
   const NeedRule& rule = rules_->need_rules[need.need];
   v1::Escalated* e = NewDecision(out).mutable_escalated();
   e->set_referral_id(need.referral_id);
-  e->set_client_ref(need.facts->attributes.client_ref());
+  e->set_client_ref(need.facts->client_ref);
   e->set_need_code(rules_->needs[need.need].code);
   e->set_escalation_target(rule.escalate_to);
   e->set_reason(reason);
@@ -558,31 +609,23 @@ void Router::Drain(PodIndex pod, DecisionBuffer& out) {
   if (state.status != v1::POD_STATUS_OPEN) {
     return;
   }
-  for (NeedIndex n : rules_->pods[pod].needs) {
-    auto& queue = queues_[n];
-    int misses = 0;
-    auto it = queue.begin();
-    while (it != queue.end() && state.open_cost < state.capacity && misses < kMaxDrainMisses) {
-      const QueueKey key = *it;
-      OpenNeed& need = needs_.find(key.id)->second;
-      const auto& pods = rules_->need_rules[n].targets[need.step].pods;
-      if (!std::binary_search(pods.begin(), pods.end(), pod)) {
-        ++misses;
-        ++it;
-        continue;
-      }
-      Route(need, false, out);
-      if (needs_.contains(key.id) && needs_.find(key.id)->second.state == v1::NEED_STATE_QUEUED) {
-        ++misses;
-      }
-      it = queue.upper_bound(key);
+  auto& waiting = pod_waiting_[pod];
+  int misses = 0;
+  auto it = waiting.begin();
+  while (it != waiting.end() && state.open_cost < state.capacity && misses < kMaxDrainMisses) {
+    const QueueKey key = *it;
+    Route(needs_.find(key.id)->second, false, out);
+    auto still = needs_.find(key.id);
+    if (still != needs_.end() && still->second.state == v1::NEED_STATE_QUEUED) {
+      ++misses;  // e.g. its cost is more than the room left, or the pod is closed for the day
     }
+    it = waiting.upper_bound(key);
   }
 }
 
 void Router::DrainAll(DecisionBuffer& out) {
   for (PodIndex p = 0; p < pods_.size(); ++p) {
-    if (pods_[p].open_cost < pods_[p].capacity) {
+    if (pods_[p].open_cost < pods_[p].capacity && !pod_waiting_[p].empty()) {
       Drain(p, out);
     }
   }
@@ -615,7 +658,7 @@ void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
         ++need.generation;  // cancels the accept timeout
         UpdateClientOpen(need);
         AddHistory(need, v1::HISTORY_KIND_ACCEPTED, r.pod_id());
-        v1::ClientRecord& record = clients_.Mutable(need.facts->attributes.client_ref());
+        v1::ClientRecord& record = RecordOf(need);
         v1::ContinuityEntry* entry = nullptr;
         for (v1::ContinuityEntry& c : *record.mutable_continuity()) {
           if (c.need_code() == NeedCode(need)) {
@@ -846,6 +889,7 @@ void Router::OnErasure(const v1::Envelope& event, DecisionBuffer& out) {
       clients_.EraseReferral(referral_id);
     }
     clients_.Erase(client_ref);
+    cached_record_ = nullptr;
   }
   v1::ClientErased* e = NewDecision(out).mutable_client_erased();
   e->set_client_ref(client_ref);
@@ -860,12 +904,26 @@ void Router::OnErasure(const v1::Envelope& event, DecisionBuffer& out) {
 // ---------------------------------------------------------------------------------------------
 // Bookkeeping
 
+// A waiting need is in its need's queue and in the waiting set of every pod of its current
+// target that could take it once free (open, capacity, intake, hours): a pod that frees up looks
+// only at needs it could serve, most urgent and oldest first.
 void Router::Enqueue(const OpenNeed& need) {
-  queues_[need.need].insert({-static_cast<int>(need.urgency), need.id});
+  const QueueKey key{-static_cast<int>(need.urgency), need.id};
+  queues_[need.need].insert(key);
+  for (PodIndex p : rules_->need_rules[need.need].targets[need.step].pods) {
+    const std::uint32_t specificity = rules_->pods[p].coverage.Specificity(need.facts->outward);
+    if (StaticRejection(need, p, specificity) == v1::CANDIDATE_REJECTION_UNSPECIFIED) {
+      pod_waiting_[p].insert(key);
+    }
+  }
 }
 
 void Router::Dequeue(const OpenNeed& need) {
-  queues_[need.need].erase({-static_cast<int>(need.urgency), need.id});
+  const QueueKey key{-static_cast<int>(need.urgency), need.id};
+  queues_[need.need].erase(key);
+  for (PodIndex p : rules_->need_rules[need.need].targets[need.step].pods) {
+    pod_waiting_[p].erase(key);
+  }
 }
 
 void Router::AddTimer(std::int64_t at, const OpenNeed& need, TimerKind kind) {
@@ -878,7 +936,7 @@ std::uint32_t Router::IntakeToday(PodIndex pod) const {
 }
 
 void Router::UpdateClientOpen(const OpenNeed& need) {
-  v1::ClientRecord& record = clients_.Mutable(need.facts->attributes.client_ref());
+  v1::ClientRecord& record = RecordOf(need);
   const std::string_view code = NeedCode(need);
   v1::ClientOpenNeed* entry = nullptr;
   for (v1::ClientOpenNeed& open : *record.mutable_open()) {
@@ -902,12 +960,14 @@ void Router::UpdateClientOpen(const OpenNeed& need) {
 }
 
 void Router::RemoveClientOpen(const OpenNeed& need) {
-  v1::ClientRecord& record = clients_.Mutable(need.facts->attributes.client_ref());
+  v1::ClientRecord& record = RecordOf(need);
   const std::string_view code = NeedCode(need);
   auto* open = record.mutable_open();
   for (int i = 0; i < open->size(); ++i) {
     if (open->Get(i).referral_id() == need.referral_id && open->Get(i).need_code() == code) {
-      open->DeleteSubrange(i, 1);
+      // Swap to the end and drop it; protobuf keeps the cleared entry for the next Add().
+      open->SwapElements(i, open->size() - 1);
+      open->RemoveLast();
       return;
     }
   }
@@ -915,14 +975,12 @@ void Router::RemoveClientOpen(const OpenNeed& need) {
 
 v1::ClientHistoryEntry& Router::AddHistory(const OpenNeed& need, v1::HistoryKind kind,
                                            std::string_view pod_id) {
-  v1::ClientRecord& record = clients_.Mutable(need.facts->attributes.client_ref());
+  v1::ClientRecord& record = RecordOf(need);
   auto* history = record.mutable_history();
   v1::ClientHistoryEntry* entry;
   if (history->size() >= kMaxHistory) {
-    // Rotate the oldest entry to the end and reuse it.
-    for (int i = 0; i + 1 < history->size(); ++i) {
-      history->SwapElements(i, i + 1);
-    }
+    // Full: the oldest entry moves to the end and is reused.
+    std::rotate(history->pointer_begin(), history->pointer_begin() + 1, history->pointer_end());
     entry = history->Mutable(history->size() - 1);
     entry->Clear();
   } else {
@@ -937,6 +995,19 @@ v1::ClientHistoryEntry& Router::AddHistory(const OpenNeed& need, v1::HistoryKind
   return *entry;
 }
 
+// The client record being worked on, looked up once per Apply and client.
+v1::ClientRecord& Router::RecordOf(std::string_view client_ref) {
+  if (cached_record_ == nullptr || cached_client_ != client_ref) {
+    cached_record_ = &clients_.Mutable(client_ref);
+    cached_client_.assign(client_ref);
+  }
+  return *cached_record_;
+}
+
+v1::ClientRecord& Router::RecordOf(const OpenNeed& need) {
+  return RecordOf(need.facts->client_ref);
+}
+
 // Ledgers, queues and timers follow from the open needs.
 void Router::RebuildDerived() {
   for (PodState& pod : pods_) {
@@ -946,6 +1017,7 @@ void Router::RebuildDerived() {
   for (auto& queue : queues_) {
     queue.clear();
   }
+  pod_waiting_.assign(pods_.size(), {});
   timers_.clear();
   std::vector<std::uint64_t> ids;
   ids.reserve(needs_.size());
@@ -1037,6 +1109,20 @@ absl::Status Router::CheckInvariants() const {
   if (keys_.size() != needs_.size()) {
     return absl::InternalError("key index and open needs differ");
   }
+  for (PodIndex p = 0; p < pod_waiting_.size(); ++p) {
+    for (const QueueKey& key : pod_waiting_[p]) {
+      auto it = needs_.find(key.id);
+      if (it == needs_.end() || it->second.state != v1::NEED_STATE_QUEUED) {
+        return absl::InternalError(absl::StrCat("pod ", rules_->pods[p].id,
+                                                " lists a need that is not waiting"));
+      }
+      const auto& pods = rules_->need_rules[it->second.need].targets[it->second.step].pods;
+      if (!std::binary_search(pods.begin(), pods.end(), p)) {
+        return absl::InternalError(absl::StrCat("pod ", rules_->pods[p].id,
+                                                " lists a need waiting elsewhere"));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -1092,7 +1178,7 @@ v1::RouterSnapshot Router::Snapshot() const {
     n->set_attempt(need.attempt);
     n->set_declines(need.declines);
     n->set_pending(need.pending);
-    *n->mutable_attributes() = need.facts->attributes;
+    ToAttributes(*need.facts, *n->mutable_attributes());
     // The generation is not stored: restore starts every need at 0 with fresh timers.
   }
   return s;
@@ -1165,19 +1251,9 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Restore(const v1::RouterSnapshot
     need.pending = n.pending();
     std::shared_ptr<const Facts>& facts = facts_by_referral[n.referral_id()];
     if (facts == nullptr) {
-      auto f = std::make_shared<Facts>();
-      f->attributes = n.attributes();
-      for (int flag : f->attributes.flags()) {
-        if (flag > 0 && flag < 32) f->flags |= 1u << flag;
-      }
-      for (int c : f->attributes.consent()) {
-        if (c > 0 && c < 32) f->consent |= 1u << c;
-      }
-      const std::string& lang = f->attributes.language();
-      f->language = lang.empty() ? "en" : lang.substr(0, lang.find('-'));
-      absl::AsciiStrToLower(&f->language);
-      f->outward = absl::AsciiStrToUpper(AbslView(f->attributes.postcode_outward()));
-      facts = std::move(f);
+      const v1::RoutingAttributes& a = n.attributes();
+      facts = MakeFacts(a.client_ref(), a.postcode_outward(), a.lsoa(), a.birth_year(), a.flags(),
+                        a.language(), a.consent(), a.has_payload() ? &a.payload() : nullptr);
     }
     need.facts = facts;
     if ((need.state == v1::NEED_STATE_OFFERED || need.state == v1::NEED_STATE_ACCEPTED) &&

@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
+#include "google/protobuf/arena.h"
 #include "router/base/strong_id.h"
 #include "router/client_store.h"
 #include "router/rules.h"
@@ -23,19 +24,26 @@
 
 namespace signpost::router {
 
-// The decisions of one or more Apply calls, as envelopes ready to publish. The envelopes are
-// reused after Clear(), so a warmed-up buffer does not allocate per decision.
+// The decisions of one or more Apply calls, as envelopes ready to publish. They live on a
+// protobuf arena that Clear() resets, so a warmed-up buffer allocates nothing per decision.
+// Envelopes returned by operator[] are valid until the next Clear().
 class DecisionBuffer {
  public:
+  DecisionBuffer();
+  DecisionBuffer(const DecisionBuffer&) = delete;
+  DecisionBuffer& operator=(const DecisionBuffer&) = delete;
+
   [[nodiscard]] v1::Envelope& Add();
-  void Clear() { size_ = 0; }
-  [[nodiscard]] std::size_t size() const { return size_; }
-  [[nodiscard]] bool empty() const { return size_ == 0; }
+  void Clear();
+  [[nodiscard]] std::size_t size() const { return envelopes_.size(); }
+  [[nodiscard]] bool empty() const { return envelopes_.empty(); }
   [[nodiscard]] const v1::Envelope& operator[](std::size_t i) const { return *envelopes_[i]; }
 
  private:
-  std::vector<std::unique_ptr<v1::Envelope>> envelopes_;
-  std::size_t size_ = 0;
+  static constexpr std::size_t kInitialBlock = 1 << 20;
+  std::unique_ptr<char[]> block_;
+  google::protobuf::Arena arena_;
+  std::vector<v1::Envelope*> envelopes_;
 };
 
 enum class ApplyResult {
@@ -92,12 +100,27 @@ class Router {
 
   // The routing attributes of a referral, shared by its needs while any is open.
   struct Facts {
-    v1::RoutingAttributes attributes;
+    std::string client_ref;
+    std::string postcode_outward;  // as submitted
+    std::string outward;           // upper case, for coverage
+    std::string lsoa;
+    std::string language;          // as submitted
+    std::string primary_language;  // primary subtag, lower case; "en" when none given
+    std::uint32_t birth_year = 0;
     std::uint32_t flags = 0;    // bit per v1::ClientFlag
     std::uint32_t consent = 0;  // bit per v1::ConsentScope
-    std::string language;       // primary subtag, lower case
-    std::string outward;        // upper case
+    bool has_payload = false;
+    v1::SealedPayload payload;
   };
+  template <typename FlagList, typename ConsentList>
+  static std::shared_ptr<const Facts> MakeFacts(const std::string& client_ref,
+                                                const std::string& postcode_outward,
+                                                const std::string& lsoa, std::uint32_t birth_year,
+                                                const FlagList& flags,
+                                                const std::string& language,
+                                                const ConsentList& consent,
+                                                const v1::SealedPayload* payload);
+  static void ToAttributes(const Facts& facts, v1::RoutingAttributes& out);
 
   struct OpenNeed {
     std::uint64_t id = 0;
@@ -168,7 +191,9 @@ class Router {
   using PodIndexOrNone = PodIndex;
   bool Evaluate(const OpenNeed& need, std::span<const PodIndex> pods, PodIndex continuity_pod,
                 PodIndex& best, v1::ScoreParts& best_score);
-  [[nodiscard]] PodIndexOrNone ContinuityPod(const OpenNeed& need) const;
+  [[nodiscard]] PodIndexOrNone ContinuityPod(const OpenNeed& need);
+  [[nodiscard]] v1::CandidateRejection StaticRejection(const OpenNeed& need, PodIndex pod,
+                                                       std::uint32_t specificity) const;
   void Place(OpenNeed& need, PodIndex pod, const Target& target, const v1::ScoreParts& score,
              DecisionBuffer& out);
   void Wait(OpenNeed& need, v1::PendingReason reason, bool announce, DecisionBuffer& out);
@@ -196,6 +221,8 @@ class Router {
   }
   [[nodiscard]] static std::string Key(std::string_view referral_id, std::string_view need_code);
   void ResetPods(const std::vector<PodState>* previous, const Rules* previous_rules);
+  v1::ClientRecord& RecordOf(std::string_view client_ref);
+  v1::ClientRecord& RecordOf(const OpenNeed& need);
   void UpdateClientOpen(const OpenNeed& need);
   void RemoveClientOpen(const OpenNeed& need);
   v1::ClientHistoryEntry& AddHistory(const OpenNeed& need, v1::HistoryKind kind,
@@ -211,6 +238,7 @@ class Router {
   absl::node_hash_map<std::uint64_t, OpenNeed> needs_;
   absl::flat_hash_map<std::string, std::uint64_t> keys_;  // referral id + need code -> id
   std::vector<absl::btree_set<QueueKey>> queues_;           // by NeedIndex
+  std::vector<absl::btree_set<QueueKey>> pod_waiting_;      // by PodIndex
   absl::btree_set<Timer> timers_;
 
   // Per-Apply scratch, kept to avoid allocating on the hot path.
@@ -218,6 +246,8 @@ class Router {
   int decisions_in_apply_ = 0;
   std::vector<Candidate> candidates_;
   std::vector<std::uint64_t> scratch_ids_;
+  v1::ClientRecord* cached_record_ = nullptr;
+  std::string cached_client_;
 };
 
 }  // namespace signpost::router

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: Apache-2.0
+// Routing decisions per second in the pure core: 60 pods, 20 needs, 1 million clients already
+// known (in memory), referrals in the B&NES needs mix, each later completed so capacity turns
+// over. Setup (rules, clients, the event stream) happens before the timed loop.
+//
+// SIGNPOST_BENCH_SMOKE=1 (set by the ctest smoke test) shrinks the fixture so Debug builds
+// finish in a moment; real figures come from the release preset without it.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "router/router.h"
+
+namespace signpost::router {
+namespace {
+
+bool Smoke() { return std::getenv("SIGNPOST_BENCH_SMOKE") != nullptr; }
+std::int64_t EnvOr(const char* name, std::int64_t fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? std::atoll(value) : fallback;
+}
+// SIGNPOST_BENCH_CLIENTS / SIGNPOST_BENCH_REFERRALS override the sizes for experiments.
+std::int64_t Clients() { return EnvOr("SIGNPOST_BENCH_CLIENTS", Smoke() ? 20'000 : 1'000'000); }
+std::int64_t Referrals() {
+  return EnvOr("SIGNPOST_BENCH_REFERRALS", Smoke() ? 20'000 : 1'000'000);
+}
+
+constexpr const char* kOutward[] = {"BA1", "BA2", "BA3", "BS31", "BS39", "BS40", "BA11", "SN14"};
+constexpr int kNeeds = 20;
+
+// 20 needs; per need two local pods (four outward codes each) and one county-wide pod: 60 pods.
+std::string BenchRules() {
+  std::string yaml = "version: bench\ntimezone: Europe/London\ntriage_need: need-0\nneeds:\n";
+  for (int n = 0; n < kNeeds; ++n) {
+    absl::StrAppend(&yaml, "  - code: need-", n, "\n    max_wait: 3d\n    escalate_to: mdt\n",
+                    "    targets:\n      - {name: local, pods: [pod-", n, "-a, pod-", n,
+                    "-b], max_wait: 4h}\n      - {name: county, pods: [pod-", n, "-county]}\n");
+  }
+  absl::StrAppend(&yaml, "pods:\n");
+  for (int n = 0; n < kNeeds; ++n) {
+    absl::StrAppend(&yaml, "  - {id: pod-", n, "-a, needs: [need-", n,
+                    "], coverage: [BA1, BA2, BA3, BS31], capacity: 400, accept_timeout: 1d,",
+                    " data_scope: [client_ref, postcode_outward, birth_year, flags]}\n");
+    absl::StrAppend(&yaml, "  - {id: pod-", n, "-b, needs: [need-", n,
+                    "], coverage: [BS39, BS40, BA11, \"SN*\"], capacity: 400, accept_timeout: 1d,",
+                    " data_scope: [postcode_outward]}\n");
+    absl::StrAppend(&yaml, "  - {id: pod-", n, "-county, needs: [need-", n,
+                    "], coverage: [\"*\"], capacity: 400, weight: 2, accept_timeout: 1d}\n");
+  }
+  return yaml;
+}
+
+// The April-June 2020 mix over 20 needs: a few needs take most referrals.
+int PickNeed(std::mt19937_64& rng) {
+  static const int kWeights[kNeeds] = {424, 142, 109, 101, 93, 53, 48, 10, 6, 4,
+                                       3,   2,   2,   1,   1,  1,  1,  1,  1, 1};
+  static const int kTotal = [] {
+    int t = 0;
+    for (int w : kWeights) t += w;
+    return t;
+  }();
+  int r = static_cast<int>(rng() % kTotal);
+  for (int n = 0; n < kNeeds; ++n) {
+    if ((r -= kWeights[n]) < 0) {
+      return n;
+    }
+  }
+  return 0;
+}
+
+struct Fixture {
+  InMemoryClientStore clients;
+  std::unique_ptr<Router> router;
+  std::vector<v1::Envelope> stream;  // referrals, in order
+};
+
+std::unique_ptr<Fixture> MakeFixture() {
+  auto f = std::make_unique<Fixture>();
+  auto rules = LoadRules(BenchRules(), "bench");
+  if (!rules.ok()) {
+    return nullptr;
+  }
+  f->router = std::make_unique<Router>(*rules, f->clients);
+  std::mt19937_64 rng(42);
+  const std::int64_t start = 1'767'261'600'000;
+  f->clients.Reserve(static_cast<std::size_t>(Clients()),
+                     static_cast<std::size_t>(Clients() + Referrals()));
+  // A million known clients, each with an earlier (closed) referral on record.
+  for (std::int64_t c = 0; c < Clients(); ++c) {
+    v1::ClientRecord& record = f->clients.Mutable(absl::StrCat("client-", c));
+    record.set_first_contact_ms(start - 86'400'000);
+    record.set_last_contact_ms(start - 86'400'000);
+    record.set_referral_count(1);
+    record.add_referral_ids(absl::StrCat("old-", c));
+  }
+  // The referrals; the timed loop completes each one 2,000 referrals later.
+  f->stream.reserve(static_cast<std::size_t>(Referrals()));
+  std::vector<int> need_of(static_cast<std::size_t>(Referrals()));
+  for (std::int64_t i = 0; i < Referrals(); ++i) {
+    v1::Envelope e;
+    e.set_schema_version(1);
+    e.set_event_id(absl::StrCat("in-", i));
+    e.set_event_time_ms(start + i * 10);
+    e.set_producer("bench");
+    e.set_domain("bench");
+    v1::ReferralSubmitted* r = e.mutable_referral_submitted();
+    r->set_referral_id(absl::StrCat("ref-", i));
+    r->set_client_ref(absl::StrCat("client-", rng() % static_cast<std::uint64_t>(Clients())));
+    r->set_source(v1::SOURCE_GP_PRACTICE);
+    need_of[static_cast<std::size_t>(i)] = PickNeed(rng);
+    r->add_needs()->set_code(absl::StrCat("need-", need_of[static_cast<std::size_t>(i)]));
+    r->set_urgency(v1::URGENCY_ROUTINE);
+    r->set_postcode_outward(kOutward[rng() % 8]);
+    r->set_birth_year(1930 + static_cast<std::uint32_t>(rng() % 80));
+    r->add_consent(v1::CONSENT_SCOPE_SHARE_WITH_PODS);
+    f->stream.push_back(std::move(e));
+  }
+  return f;
+}
+
+void BM_RouteReferrals(benchmark::State& state) {
+  std::unique_ptr<Fixture> f = MakeFixture();
+  if (f == nullptr) {
+    state.SkipWithError("bench rules do not load");
+    return;
+  }
+  DecisionBuffer out;
+  std::int64_t offset = 0;
+  std::size_t next = 0;
+  std::int64_t decisions = 0;
+  std::int64_t routed = 0;
+  // Every routed need is completed once 2,000 later placements have been made: a FIFO ring of
+  // reusable completion envelopes, so the harness does not allocate in the loop either.
+  constexpr std::size_t kLag = 2000;
+  std::vector<v1::Envelope> ring(1 << 16);
+  std::size_t head = 0;
+  std::size_t tail = 0;
+  for (auto _ : state) {
+    out.Clear();
+    const v1::Envelope& referral = f->stream[next++];
+    if (!f->router->Apply(referral, Offset(offset++), out).ok()) {
+      state.SkipWithError("apply failed");
+      break;
+    }
+    if (tail - head > kLag) {
+      v1::Envelope& done = ring[head++ % ring.size()];
+      done.set_event_time_ms(referral.event_time_ms());
+      if (!f->router->Apply(done, Offset(offset++), out).ok()) {
+        state.SkipWithError("apply failed");
+        break;
+      }
+    }
+    decisions += static_cast<std::int64_t>(out.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      if (!out[i].has_routed()) {
+        continue;
+      }
+      ++routed;
+      const v1::Routed& r = out[i].routed();
+      v1::Envelope& done = ring[tail++ % ring.size()];
+      done.set_schema_version(1);
+      done.set_event_id(r.referral_id());
+      v1::PodResponse* response = done.mutable_pod_response();
+      response->set_referral_id(r.referral_id());
+      response->set_need_code(r.need_code());
+      response->set_pod_id(r.pod_id());
+      response->mutable_completed()->set_outcome(v1::OUTCOME_NEED_MET);
+    }
+    if (tail - head >= ring.size()) {
+      state.SkipWithError("completion ring overflow");
+      break;
+    }
+  }
+  state.counters["decisions_per_s"] =
+      benchmark::Counter(static_cast<double>(decisions), benchmark::Counter::kIsRate);
+  state.counters["referrals_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["routed_share"] =
+      static_cast<double>(routed) / static_cast<double>(std::max<std::int64_t>(1, state.iterations()));
+  state.counters["clients"] = static_cast<double>(f->clients.ClientCount());
+}
+BENCHMARK(BM_RouteReferrals)->Iterations(Referrals())->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace signpost::router
