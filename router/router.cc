@@ -34,17 +34,47 @@ bool Temporary(v1::CandidateRejection reason) {
 
 }  // namespace
 
-DecisionBuffer::DecisionBuffer()
-    : block_(new char[kInitialBlock]), arena_(block_.get(), kInitialBlock) {}
-
-v1::Envelope& DecisionBuffer::Add() {
-  envelopes_.push_back(google::protobuf::Arena::CreateMessage<v1::Envelope>(&arena_));
+v1::Envelope& DecisionBuffer::Add(v1::Envelope::BodyCase body) {
+  auto& free = free_[static_cast<std::size_t>(body)];
+  std::unique_ptr<v1::Envelope> e;
+  if (free.empty()) {
+    e = std::make_unique<v1::Envelope>();
+  } else {
+    e = std::move(free.back());
+    free.pop_back();
+    // The body keeps its allocation (strings keep their capacity); its content is cleared.
+    switch (body) {
+      case v1::Envelope::kRouted:
+        e->mutable_routed()->Clear();
+        break;
+      case v1::Envelope::kQueued:
+        e->mutable_queued()->Clear();
+        break;
+      case v1::Envelope::kEscalated:
+        e->mutable_escalated()->Clear();
+        break;
+      case v1::Envelope::kReleased:
+        e->mutable_released()->Clear();
+        break;
+      case v1::Envelope::kRejected:
+        e->mutable_rejected()->Clear();
+        break;
+      case v1::Envelope::kClientErased:
+        e->mutable_client_erased()->Clear();
+        break;
+      default:
+        e->Clear();
+    }
+  }
+  envelopes_.push_back(std::move(e));
   return *envelopes_.back();
 }
 
 void DecisionBuffer::Clear() {
+  for (auto& e : envelopes_) {
+    free_[static_cast<std::size_t>(e->body_case())].push_back(std::move(e));
+  }
   envelopes_.clear();
-  arena_.Reset();  // keeps the initial block: the next batch reuses it
 }
 
 Router::Router(std::shared_ptr<const Rules> rules, ClientStore& clients)
@@ -123,8 +153,8 @@ absl::StatusOr<ApplyResult> Router::Apply(const v1::Envelope& event, Offset offs
   return ApplyResult::kApplied;
 }
 
-v1::Envelope& Router::NewDecision(DecisionBuffer& out) {
-  v1::Envelope& e = out.Add();
+v1::Envelope& Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body) {
+  v1::Envelope& e = out.Add(body);
   e.set_schema_version(1);
   std::string* id = e.mutable_event_id();
   id->assign(cause_->event_id());
@@ -139,7 +169,7 @@ v1::Envelope& Router::NewDecision(DecisionBuffer& out) {
 
 void Router::Reject(v1::RejectReason reason, std::string_view referral_id,
                     std::string_view detail, DecisionBuffer& out) {
-  v1::Rejected* r = NewDecision(out).mutable_rejected();
+  v1::Rejected* r = NewDecision(out, v1::Envelope::kRejected).mutable_rejected();
   r->set_event_id(cause_->event_id());
   r->set_referral_id(referral_id.data(), referral_id.size());
   r->set_reason(reason);
@@ -295,7 +325,7 @@ bool Router::Evaluate(const OpenNeed& need, std::span<const PodIndex> pods,
                       PodIndex continuity_pod, PodIndex& best, v1::ScoreParts& best_score) {
   candidates_.clear();
   const Facts& facts = *need.facts;
-  const LocalTime local = ToLocalTime(now_ms_, rules_->time_zone);
+  const LocalTime& local = Local();
   bool found = false;
   std::tuple<bool, std::uint32_t, std::uint32_t, std::uint32_t> best_key{};
   for (PodIndex p : pods) {
@@ -444,7 +474,7 @@ void Router::Place(OpenNeed& need, PodIndex pod, const Target& target,
   PodState& state = pods_[pod];
   state.open_cost += rule.cost[need.need];
   state.open_ids.insert(need.id);
-  const std::int64_t today = ToLocalTime(now_ms_, rules_->time_zone).day;
+  const std::int64_t today = Local().day;
   if (state.intake_day != today) {
     state.intake_day = today;
     state.intake_count = 0;
@@ -463,7 +493,7 @@ void Router::Place(OpenNeed& need, PodIndex pod, const Target& target,
   }
 
   const Facts& facts = *need.facts;
-  v1::Routed* routed = NewDecision(out).mutable_routed();
+  v1::Routed* routed = NewDecision(out, v1::Envelope::kRouted).mutable_routed();
   routed->set_referral_id(need.referral_id);
   routed->set_client_ref(facts.client_ref);
   routed->set_need_code(rules_->needs[need.need].code);
@@ -526,7 +556,7 @@ void Router::Wait(OpenNeed& need, v1::PendingReason reason, bool announce, Decis
   if (!announce) {
     return;
   }
-  v1::Queued* q = NewDecision(out).mutable_queued();
+  v1::Queued* q = NewDecision(out, v1::Envelope::kQueued).mutable_queued();
   q->set_referral_id(need.referral_id);
   q->set_client_ref(need.facts->client_ref);
   q->set_need_code(rules_->needs[need.need].code);
@@ -545,7 +575,7 @@ void Router::Wait(OpenNeed& need, v1::PendingReason reason, bool announce, Decis
 
 void Router::Escalate(OpenNeed& need, v1::EscalationReason reason, DecisionBuffer& out) {
   const NeedRule& rule = rules_->need_rules[need.need];
-  v1::Escalated* e = NewDecision(out).mutable_escalated();
+  v1::Escalated* e = NewDecision(out, v1::Envelope::kEscalated).mutable_escalated();
   e->set_referral_id(need.referral_id);
   e->set_client_ref(need.facts->client_ref);
   e->set_need_code(rules_->needs[need.need].code);
@@ -561,7 +591,7 @@ void Router::Release(OpenNeed& need, v1::ReleaseReason reason, DecisionBuffer& o
   PodState& state = pods_[need.pod];
   state.open_cost -= rules_->pods[need.pod].cost[need.need];
   state.open_ids.erase(need.id);
-  v1::Released* r = NewDecision(out).mutable_released();
+  v1::Released* r = NewDecision(out, v1::Envelope::kReleased).mutable_released();
   r->set_referral_id(need.referral_id);
   r->set_need_code(rules_->needs[need.need].code);
   r->set_pod_id(rules_->pods[need.pod].id);
@@ -814,7 +844,7 @@ void Router::OnRulesChanged(const v1::Envelope& event, DecisionBuffer& out) {
   for (auto& [id, old_pod] : reroute) {
     OpenNeed& need = needs_.find(id)->second;
     if (!old_pod.empty()) {
-      v1::Released* r = NewDecision(out).mutable_released();
+      v1::Released* r = NewDecision(out, v1::Envelope::kReleased).mutable_released();
       r->set_referral_id(need.referral_id);
       r->set_need_code(rules_->needs[need.need].code);
       r->set_pod_id(old_pod);
@@ -891,7 +921,7 @@ void Router::OnErasure(const v1::Envelope& event, DecisionBuffer& out) {
     clients_.Erase(client_ref);
     cached_record_ = nullptr;
   }
-  v1::ClientErased* e = NewDecision(out).mutable_client_erased();
+  v1::ClientErased* e = NewDecision(out, v1::Envelope::kClientErased).mutable_client_erased();
   e->set_client_ref(client_ref);
   e->set_released(released);
   std::sort(freed.begin(), freed.end());
@@ -932,7 +962,7 @@ void Router::AddTimer(std::int64_t at, const OpenNeed& need, TimerKind kind) {
 
 std::uint32_t Router::IntakeToday(PodIndex pod) const {
   const PodState& state = pods_[pod];
-  return state.intake_day == ToLocalTime(now_ms_, rules_->time_zone).day ? state.intake_count : 0;
+  return state.intake_day == Local().day ? state.intake_count : 0;
 }
 
 void Router::UpdateClientOpen(const OpenNeed& need) {
@@ -995,6 +1025,16 @@ v1::ClientHistoryEntry& Router::AddHistory(const OpenNeed& need, v1::HistoryKind
   return *entry;
 }
 
+// Local time of now_ms_, computed once per time and zone.
+const LocalTime& Router::Local() const {
+  if (local_for_ms_ != now_ms_ || local_zone_ != rules_->time_zone) {
+    local_ = ToLocalTime(now_ms_, rules_->time_zone);
+    local_for_ms_ = now_ms_;
+    local_zone_ = rules_->time_zone;
+  }
+  return local_;
+}
+
 // The client record being worked on, looked up once per Apply and client.
 v1::ClientRecord& Router::RecordOf(std::string_view client_ref) {
   if (cached_record_ == nullptr || cached_client_ != client_ref) {
@@ -1052,7 +1092,7 @@ bool Router::IsOpenNow(PodIndex pod) const {
   if (hours.always) {
     return true;
   }
-  const LocalTime local = ToLocalTime(now_ms_, rules_->time_zone);
+  const LocalTime& local = Local();
   return (hours.days & (1u << local.weekday)) && local.minute >= hours.open_minute &&
          local.minute < hours.close_minute;
 }

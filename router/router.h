@@ -4,6 +4,7 @@
 // function of the log: no I/O, clocks or threads; time comes from event times and Tick events.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -15,35 +16,31 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
-#include "google/protobuf/arena.h"
 #include "router/base/strong_id.h"
 #include "router/client_store.h"
+#include "router/local_time.h"
 #include "router/rules.h"
 #include "signpost/v1/envelope.pb.h"
 #include "signpost/v1/state.pb.h"
 
 namespace signpost::router {
 
-// The decisions of one or more Apply calls, as envelopes ready to publish. They live on a
-// protobuf arena that Clear() resets, so a warmed-up buffer allocates nothing per decision.
-// Envelopes returned by operator[] are valid until the next Clear().
+// The decisions of one or more Apply calls, as envelopes ready to publish. Envelopes are
+// recycled by body type after Clear(), so a warmed-up buffer allocates nothing per decision.
+// References returned stay valid until the next Clear().
 class DecisionBuffer {
  public:
-  DecisionBuffer();
-  DecisionBuffer(const DecisionBuffer&) = delete;
-  DecisionBuffer& operator=(const DecisionBuffer&) = delete;
-
-  [[nodiscard]] v1::Envelope& Add();
+  // A new envelope at the end, with `body` set and empty; the other fields are the caller's to
+  // set (Router sets every header field of every decision).
+  [[nodiscard]] v1::Envelope& Add(v1::Envelope::BodyCase body);
   void Clear();
   [[nodiscard]] std::size_t size() const { return envelopes_.size(); }
   [[nodiscard]] bool empty() const { return envelopes_.empty(); }
   [[nodiscard]] const v1::Envelope& operator[](std::size_t i) const { return *envelopes_[i]; }
 
  private:
-  static constexpr std::size_t kInitialBlock = 1 << 20;
-  std::unique_ptr<char[]> block_;
-  google::protobuf::Arena arena_;
-  std::vector<v1::Envelope*> envelopes_;
+  std::vector<std::unique_ptr<v1::Envelope>> envelopes_;
+  std::array<std::vector<std::unique_ptr<v1::Envelope>>, 64> free_;  // by body case
 };
 
 enum class ApplyResult {
@@ -207,7 +204,7 @@ class Router {
   // Helpers.
   void Reject(v1::RejectReason reason, std::string_view referral_id, std::string_view detail,
               DecisionBuffer& out);
-  v1::Envelope& NewDecision(DecisionBuffer& out);
+  v1::Envelope& NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body);
   void Enqueue(const OpenNeed& need);
   void Dequeue(const OpenNeed& need);
   void AddTimer(std::int64_t at, const OpenNeed& need, TimerKind kind);
@@ -221,6 +218,7 @@ class Router {
   }
   [[nodiscard]] static std::string Key(std::string_view referral_id, std::string_view need_code);
   void ResetPods(const std::vector<PodState>* previous, const Rules* previous_rules);
+  [[nodiscard]] const LocalTime& Local() const;
   v1::ClientRecord& RecordOf(std::string_view client_ref);
   v1::ClientRecord& RecordOf(const OpenNeed& need);
   void UpdateClientOpen(const OpenNeed& need);
@@ -247,6 +245,9 @@ class Router {
   std::vector<Candidate> candidates_;
   std::vector<std::uint64_t> scratch_ids_;
   v1::ClientRecord* cached_record_ = nullptr;
+  mutable LocalTime local_;
+  mutable std::int64_t local_for_ms_ = -1;
+  mutable TimeZone local_zone_ = TimeZone::kUtc;
   std::string cached_client_;
 };
 
