@@ -406,6 +406,7 @@ Router::PodIndexOrNone Router::ContinuityPod(const OpenNeed& need) {
 // `announce_unchanged_wait`: emit Queued even if the need was already waiting at this step for
 // the same reason (false when a drain retries a waiting need).
 void Router::Route(OpenNeed& need, bool announce_unchanged_wait, DecisionBuffer& out) {
+  changed_needs_.insert(need.id);
   const NeedRule& rule = rules_->need_rules[need.need];
   if (rule.targets.empty()) {
     Escalate(need, v1::ESCALATION_REASON_RULE, out);
@@ -600,6 +601,7 @@ void Router::Release(OpenNeed& need, v1::ReleaseReason reason, DecisionBuffer& o
 
 // Closes a need for good: out of the queues, the key index and the client's open work.
 void Router::Close(std::uint64_t id) {
+  changed_needs_.insert(id);
   auto it = needs_.find(id);
   OpenNeed& need = it->second;
   if (need.state == v1::NEED_STATE_QUEUED) {
@@ -684,6 +686,7 @@ void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
         Reject(v1::REJECT_REASON_INVALID_TRANSITION, r.referral_id(), "already accepted", out);
       } else {
         need.state = v1::NEED_STATE_ACCEPTED;
+        changed_needs_.insert(need.id);
         need.state_since_ms = now_ms_;
         ++need.generation;  // cancels the accept timeout
         UpdateClientOpen(need);
@@ -841,6 +844,10 @@ void Router::OnRulesChanged(const v1::Envelope& event, DecisionBuffer& out) {
   }
   queues_.assign(rules_->needs.size(), {});
   RebuildDerived();
+  rules_changed_ = true;
+  for (std::uint64_t id : ids) {
+    changed_needs_.insert(id);
+  }
   for (auto& [id, old_pod] : reroute) {
     OpenNeed& need = needs_.find(id)->second;
     if (!old_pod.empty()) {
@@ -1169,8 +1176,7 @@ absl::Status Router::CheckInvariants() const {
 // ---------------------------------------------------------------------------------------------
 // Snapshots
 
-v1::RouterSnapshot Router::Snapshot() const {
-  v1::RouterSnapshot s;
+void Router::SnapshotHeader(v1::RouterSnapshot& s) const {
   s.set_format(1);
   s.set_last_applied_offset(last_applied_.Value());
   s.set_now_ms(now_ms_);
@@ -1190,6 +1196,35 @@ v1::RouterSnapshot Router::Snapshot() const {
     pod->set_intake_day(state.intake_day);
     pod->set_intake_count(state.intake_count);
   }
+}
+
+void Router::SnapshotNeed(const OpenNeed& need, v1::OpenNeedSnapshot& n) const {
+  n.set_id(need.id);
+  n.set_referral_id(need.referral_id);
+  n.set_need_code(rules_->needs[need.need].code);
+  n.set_state(need.state);
+  n.set_urgency(need.urgency);
+  n.set_submitted_ms(need.submitted_ms);
+  n.set_step(need.step);
+  n.set_step_started_ms(need.step_started_ms);
+  n.set_state_since_ms(need.state_since_ms);
+  if (need.pod != kNoPod) {
+    n.set_pod_id(rules_->pods[need.pod].id);
+  }
+  n.set_accept_by_ms(need.accept_by_ms);
+  for (PodIndex p : need.declined) {
+    n.add_declined_pods(rules_->pods[p].id);
+  }
+  n.set_attempt(need.attempt);
+  n.set_declines(need.declines);
+  n.set_pending(need.pending);
+  ToAttributes(*need.facts, *n.mutable_attributes());
+  // The generation is not stored: restore starts every need at 0 with fresh timers.
+}
+
+v1::RouterSnapshot Router::Snapshot() const {
+  v1::RouterSnapshot s;
+  SnapshotHeader(s);
   std::vector<std::uint64_t> ids;
   ids.reserve(needs_.size());
   for (const auto& [id, need] : needs_) {
@@ -1197,31 +1232,35 @@ v1::RouterSnapshot Router::Snapshot() const {
   }
   std::sort(ids.begin(), ids.end());
   for (std::uint64_t id : ids) {
-    const OpenNeed& need = needs_.find(id)->second;
-    v1::OpenNeedSnapshot* n = s.add_needs();
-    n->set_id(id);
-    n->set_referral_id(need.referral_id);
-    n->set_need_code(rules_->needs[need.need].code);
-    n->set_state(need.state);
-    n->set_urgency(need.urgency);
-    n->set_submitted_ms(need.submitted_ms);
-    n->set_step(need.step);
-    n->set_step_started_ms(need.step_started_ms);
-    n->set_state_since_ms(need.state_since_ms);
-    if (need.pod != kNoPod) {
-      n->set_pod_id(rules_->pods[need.pod].id);
-    }
-    n->set_accept_by_ms(need.accept_by_ms);
-    for (PodIndex p : need.declined) {
-      n->add_declined_pods(rules_->pods[p].id);
-    }
-    n->set_attempt(need.attempt);
-    n->set_declines(need.declines);
-    n->set_pending(need.pending);
-    ToAttributes(*need.facts, *n->mutable_attributes());
-    // The generation is not stored: restore starts every need at 0 with fresh timers.
+    SnapshotNeed(needs_.find(id)->second, *s.add_needs());
   }
   return s;
+}
+
+void RouterChanges::Clear() {
+  header.Clear();
+  rules_changed = false;
+  upserts.clear();
+  erased.clear();
+}
+
+void Router::TakeChanges(RouterChanges& out) {
+  out.Clear();
+  SnapshotHeader(out.header);
+  out.rules_changed = rules_changed_;
+  std::vector<std::uint64_t> ids(changed_needs_.begin(), changed_needs_.end());
+  std::sort(ids.begin(), ids.end());
+  for (std::uint64_t id : ids) {
+    auto it = needs_.find(id);
+    if (it == needs_.end()) {
+      out.erased.push_back(id);
+    } else {
+      out.upserts.emplace_back();
+      SnapshotNeed(it->second, out.upserts.back());
+    }
+  }
+  changed_needs_.clear();
+  rules_changed_ = false;
 }
 
 absl::StatusOr<std::unique_ptr<Router>> Router::Restore(const v1::RouterSnapshot& s,
@@ -1308,6 +1347,8 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Restore(const v1::RouterSnapshot
     r.needs_.emplace(need.id, std::move(need));
   }
   r.RebuildDerived();
+  r.changed_needs_.clear();
+  r.rules_changed_ = false;
   return router;
 }
 

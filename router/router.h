@@ -14,6 +14,7 @@
 
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "router/base/strong_id.h"
@@ -46,6 +47,17 @@ class DecisionBuffer {
 enum class ApplyResult {
   kApplied,
   kSkipped,  // the offset was at or below LastApplied(): nothing changed
+};
+
+// What changed in a Router since the last TakeChanges(), for incremental persistence: storage
+// writes it in the same batch as the applied offset. Applying every change set in order to an
+// empty map of needs gives exactly Snapshot().
+struct RouterChanges {
+  v1::RouterSnapshot header;  // the snapshot without its needs (pods, clock, offset, rules)
+  bool rules_changed = false;  // header.rules_yaml differs from the last change set's
+  std::vector<v1::OpenNeedSnapshot> upserts;  // needs opened or changed, by id
+  std::vector<std::uint64_t> erased;          // needs closed, by id
+  void Clear();
 };
 
 // Live figures of one pod, for metrics and the query API.
@@ -83,6 +95,9 @@ class Router {
   // Returns kInvalidArgument (bad rules or format) or kDataLoss (inconsistent snapshot).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Router>> Restore(
       const v1::RouterSnapshot& snapshot, ClientStore& clients);
+
+  // Moves the changes since the last call into `out` (replacing its content).
+  void TakeChanges(RouterChanges& out);
 
   [[nodiscard]] std::vector<PodFigures> Pods() const;
   [[nodiscard]] std::size_t QueuedCount(NeedIndex need) const { return queues_[need].size(); }
@@ -218,6 +233,8 @@ class Router {
   }
   [[nodiscard]] static std::string Key(std::string_view referral_id, std::string_view need_code);
   void ResetPods(const std::vector<PodState>* previous, const Rules* previous_rules);
+  void SnapshotHeader(v1::RouterSnapshot& s) const;
+  void SnapshotNeed(const OpenNeed& need, v1::OpenNeedSnapshot& n) const;
   [[nodiscard]] const LocalTime& Local() const;
   v1::ClientRecord& RecordOf(std::string_view client_ref);
   v1::ClientRecord& RecordOf(const OpenNeed& need);
@@ -238,6 +255,8 @@ class Router {
   std::vector<absl::btree_set<QueueKey>> queues_;           // by NeedIndex
   std::vector<absl::btree_set<QueueKey>> pod_waiting_;      // by PodIndex
   absl::btree_set<Timer> timers_;
+  absl::flat_hash_set<std::uint64_t> changed_needs_;  // since the last TakeChanges()
+  bool rules_changed_ = true;
 
   // Per-Apply scratch, kept to avoid allocating on the hot path.
   const v1::Envelope* cause_ = nullptr;

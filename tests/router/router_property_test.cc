@@ -6,8 +6,10 @@
 //   - every need is routed, waiting with a reason, escalated or closed by a response: the set of
 //     open needs equals a model built from the decisions and the inputs;
 //   - replaying the same stream gives byte-identical decisions, state and client records;
-//   - snapshot -> restore -> continue gives exactly what the uninterrupted run gave.
+//   - snapshot -> restore -> continue gives exactly what the uninterrupted run gave;
+//   - the incremental change sets (what storage persists per batch) add up to the snapshot.
 #include <cstdint>
+#include <map>
 #include <random>
 #include <set>
 #include <string>
@@ -191,12 +193,41 @@ std::set<std::string> OpenKeys(const v1::RouterSnapshot& snapshot) {
   return keys;
 }
 
+// What a store that applies every change set in order holds.
+struct PersistedModel {
+  std::map<std::uint64_t, v1::OpenNeedSnapshot> needs;
+  v1::RouterSnapshot header;
+
+  void Apply(const RouterChanges& changes) {
+    const std::string rules = header.rules_yaml();
+    header = changes.header;
+    if (!changes.rules_changed) {
+      ASSERT_EQ(changes.header.rules_yaml(), rules) << "rules changed without rules_changed";
+    }
+    for (const v1::OpenNeedSnapshot& n : changes.upserts) {
+      needs[n.id()] = n;
+    }
+    for (std::uint64_t id : changes.erased) {
+      needs.erase(id);  // may never have been written: opened and closed in one change set
+    }
+  }
+  std::string Assemble() const {
+    v1::RouterSnapshot s = header;
+    for (const auto& [id, n] : needs) {
+      *s.add_needs() = n;
+    }
+    return s.SerializeAsString();
+  }
+};
+
 // Applies `stream[from..]` to `router`, checking the per-event properties.
 void RunStream(Router& router, InMemoryClientStore& clients, const std::vector<v1::Envelope>& stream,
          std::size_t from, std::size_t to, std::int64_t offset_base, RunResult& result,
          bool check) {
   DecisionBuffer out;
   std::set<std::string> model = check ? OpenKeys(router.Snapshot()) : std::set<std::string>{};
+  PersistedModel persisted;
+  RouterChanges changes;
   // Which client each open key belongs to, for erasures.
   for (std::size_t i = from; i < to; ++i) {
     const v1::Envelope& event = stream[i];
@@ -260,6 +291,10 @@ void RunStream(Router& router, InMemoryClientStore& clients, const std::vector<v
       model = OpenKeys(snapshot);
     }
     ASSERT_EQ(OpenKeys(snapshot), model);
+    // Incremental persistence: the change sets add up to the snapshot.
+    router.TakeChanges(changes);
+    persisted.Apply(changes);
+    ASSERT_EQ(persisted.Assemble(), snapshot.SerializeAsString());
     for (const v1::OpenNeedSnapshot& n : snapshot.needs()) {
       if (n.state() == v1::NEED_STATE_QUEUED) {
         ASSERT_NE(n.pending(), v1::PENDING_REASON_UNSPECIFIED);
