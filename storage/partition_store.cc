@@ -1,0 +1,755 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/partition_store.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <list>
+#include <mutex>
+
+#include "absl/container/node_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
+#include "rocksdb/write_batch.h"
+#include "rocksdb/write_buffer_manager.h"
+#include "router/base/status_macros.h"
+#include "storage/status.h"
+
+namespace signpost::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Column families. Keys never hold personal data: client refs are pseudonymous keyed hashes.
+constexpr char kClientsCf[] = "clients";      // client_ref -> ClientRecord
+constexpr char kReferralsCf[] = "referrals";  // referral_id -> client_ref
+constexpr char kNeedsCf[] = "needs";          // big-endian need id -> OpenNeedSnapshot
+constexpr char kMetaCf[] = "meta";            // the keys below
+constexpr char kKeysCf[] = "keys";            // client_ref -> payload key (crypto-shredding)
+
+constexpr char kAppliedKey[] = "applied_offset";
+constexpr char kHeaderKey[] = "router_header";  // RouterSnapshot without needs and rules
+constexpr char kRulesKey[] = "rules_yaml";
+constexpr char kSchemaKey[] = "schema_version";
+constexpr char kSchemaVersion[] = "1";
+constexpr char kCheckpointPrefix[] = "ckpt-";
+
+std::string EncodeU64(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return out;
+}
+
+std::uint64_t DecodeU64(const rocksdb::Slice& s) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8 && i < s.size(); ++i) {
+    v = (v << 8) | static_cast<unsigned char>(s[i]);
+  }
+  return v;
+}
+
+rocksdb::Slice AsSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+std::vector<std::string> ColumnFamilyNames() {
+  return {rocksdb::kDefaultColumnFamilyName, kClientsCf, kReferralsCf, kNeedsCf, kMetaCf, kKeysCf};
+}
+
+// A bounded write-through cache of one column family: reads fill it, writes stay in it (dirty)
+// until Stage() puts them into the commit's batch; after the commit they are clean and the least
+// recently used clean entries are evicted down to the capacity. Entries are never evicted
+// between commits, so references handed out during a batch stay valid.
+template <typename Value>
+class CachedTable {
+ public:
+  struct Entry {
+    std::string key;
+    Value value;
+    bool exists = false;
+    bool dirty = false;
+    typename std::list<Entry*>::iterator lru;
+  };
+
+  CachedTable(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::size_t capacity)
+      : db_(db), cf_(cf), capacity_(capacity) {}
+
+  // The entry for `key`, loading it on a miss; nullptr only on a read error (recorded).
+  Entry* Lookup(std::string_view key, absl::Status& read_status) {
+    auto it = entries_.find(absl::string_view(key.data(), key.size()));
+    if (it != entries_.end()) {
+      lru_.splice(lru_.end(), lru_, it->second.lru);
+      return &it->second;
+    }
+    std::string bytes;
+    rocksdb::ReadOptions read_options;
+    const rocksdb::Status s = db_->Get(read_options, cf_, AsSlice(key), &bytes);
+    if (!s.ok() && !s.IsNotFound()) {
+      read_status.Update(ToStatus(s, "read state"));
+      return nullptr;
+    }
+    Entry& entry = entries_[std::string(key)];
+    entry.key = std::string(key);
+    if (s.ok()) {
+      if (!Parse(bytes, entry.value)) {
+        read_status.Update(absl::DataLossError(absl::StrCat("unparsable value in ", cf_->GetName())));
+        entries_.erase(entry.key);
+        return nullptr;
+      }
+      entry.exists = true;
+    }
+    entry.lru = lru_.insert(lru_.end(), &entry);
+    return &entry;
+  }
+
+  void MarkDirty(Entry& entry) {
+    if (!entry.dirty) {
+      entry.dirty = true;
+      dirty_.push_back(&entry);
+    }
+  }
+
+  void Stage(rocksdb::WriteBatch& batch, std::vector<std::string>* deleted) {
+    std::string bytes;
+    for (Entry* e : dirty_) {
+      if (e->exists) {
+        Serialize(e->value, bytes);
+        batch.Put(cf_, e->key, bytes);
+      } else {
+        batch.Delete(cf_, e->key);
+        if (deleted != nullptr) {
+          deleted->push_back(e->key);
+        }
+      }
+    }
+  }
+
+  void Committed() {
+    for (Entry* e : dirty_) {
+      e->dirty = false;
+    }
+    dirty_.clear();
+    while (entries_.size() > capacity_ && !lru_.empty() && !lru_.front()->dirty) {
+      Entry* victim = lru_.front();
+      lru_.pop_front();
+      entries_.erase(victim->key);
+    }
+  }
+
+  // Forgets uncommitted changes: those entries reload from the database on next use.
+  void Discard() {
+    for (Entry* e : dirty_) {
+      lru_.erase(e->lru);
+      entries_.erase(e->key);
+    }
+    dirty_.clear();
+  }
+
+  void Clear() {
+    dirty_.clear();
+    lru_.clear();
+    entries_.clear();
+  }
+
+  void Rebind(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+    Clear();
+    db_ = db;
+    cf_ = cf;
+  }
+
+  [[nodiscard]] std::size_t size() const { return entries_.size(); }
+
+ private:
+  static bool Parse(const std::string& bytes, v1::ClientRecord& out) {
+    return out.ParseFromString(bytes);
+  }
+  static bool Parse(const std::string& bytes, std::string& out) {
+    out = bytes;
+    return true;
+  }
+  static void Serialize(const v1::ClientRecord& value, std::string& out) {
+    out.clear();
+    value.SerializeToString(&out);
+  }
+  static void Serialize(const std::string& value, std::string& out) { out = value; }
+
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* cf_;
+  std::size_t capacity_;
+  absl::node_hash_map<std::string, Entry> entries_;
+  std::list<Entry*> lru_;  // least recently used first
+  std::vector<Entry*> dirty_;
+};
+
+// The router's ClientStore over the clients and referrals column families.
+class CachedClientStore final : public router::ClientStore {
+ public:
+  CachedClientStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* clients,
+                    rocksdb::ColumnFamilyHandle* referrals, std::size_t capacity)
+      : clients_(db, clients, capacity), referrals_(db, referrals, capacity) {}
+
+  const v1::ClientRecord* Find(std::string_view client_ref) override {
+    auto* e = clients_.Lookup(client_ref, read_status_);
+    return e != nullptr && e->exists ? &e->value : nullptr;
+  }
+
+  v1::ClientRecord& Mutable(std::string_view client_ref) override {
+    auto* e = clients_.Lookup(client_ref, read_status_);
+    if (e == nullptr) {
+      // A read error: hand out a scratch record; ReadStatus() fails the commit.
+      scratch_.Clear();
+      return scratch_;
+    }
+    if (!e->exists) {
+      e->value.Clear();
+      e->value.set_client_ref(client_ref.data(), client_ref.size());
+      e->exists = true;
+    }
+    clients_.MarkDirty(*e);
+    return e->value;
+  }
+
+  void Erase(std::string_view client_ref) override {
+    auto* e = clients_.Lookup(client_ref, read_status_);
+    if (e != nullptr) {
+      e->exists = false;
+      e->value.Clear();
+      clients_.MarkDirty(*e);
+    }
+  }
+
+  const std::string* FindReferral(std::string_view referral_id) override {
+    auto* e = referrals_.Lookup(referral_id, read_status_);
+    return e != nullptr && e->exists ? &e->value : nullptr;
+  }
+
+  void PutReferral(std::string_view referral_id, std::string_view client_ref) override {
+    auto* e = referrals_.Lookup(referral_id, read_status_);
+    if (e != nullptr) {
+      e->value.assign(client_ref);
+      e->exists = true;
+      referrals_.MarkDirty(*e);
+    }
+  }
+
+  void EraseReferral(std::string_view referral_id) override {
+    auto* e = referrals_.Lookup(referral_id, read_status_);
+    if (e != nullptr) {
+      e->exists = false;
+      e->value.clear();
+      referrals_.MarkDirty(*e);
+    }
+  }
+
+  // Puts every change into `batch`; erased clients are appended to `erased`.
+  void Stage(rocksdb::WriteBatch& batch, std::vector<std::string>& erased) {
+    clients_.Stage(batch, &erased);
+    referrals_.Stage(batch, nullptr);
+  }
+  void Committed() {
+    clients_.Committed();
+    referrals_.Committed();
+    read_status_ = absl::OkStatus();
+  }
+  void Discard() {
+    clients_.Discard();
+    referrals_.Discard();
+    read_status_ = absl::OkStatus();
+  }
+  void Clear() {
+    clients_.Clear();
+    referrals_.Clear();
+  }
+  void Rebind(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* clients,
+              rocksdb::ColumnFamilyHandle* referrals) {
+    clients_.Rebind(db, clients);
+    referrals_.Rebind(db, referrals);
+  }
+  [[nodiscard]] const absl::Status& read_status() const { return read_status_; }
+  [[nodiscard]] std::size_t size() const { return clients_.size(); }
+
+ private:
+  CachedTable<v1::ClientRecord> clients_;
+  CachedTable<std::string> referrals_;
+  absl::Status read_status_;
+  v1::ClientRecord scratch_;
+};
+
+rocksdb::ColumnFamilyOptions TableOptions(const StoreResources& resources,
+                                          const std::shared_ptr<rocksdb::Cache>& cache,
+                                          std::size_t write_buffer_bytes) {
+  rocksdb::ColumnFamilyOptions cf;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));  // point lookups of small keys
+  table.cache_index_and_filter_blocks = true;                   // charged to the budget
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.block_size = 4096;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.write_buffer_size = write_buffer_bytes;
+  cf.max_write_buffer_number = 3;
+  cf.level_compaction_dynamic_level_bytes = true;
+  cf.compression = rocksdb::kLZ4Compression;
+  cf.bottommost_compression = rocksdb::kZSTD;
+  static_cast<void>(resources);
+  return cf;
+}
+
+bool SodiumReady() {
+  static const bool ready = sodium_init() >= 0;
+  return ready;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+std::shared_ptr<StoreResources> StoreResources::Create(std::size_t budget_bytes,
+                                                       double write_share) {
+  auto r = std::make_shared<StoreResources>();
+  r->budget_ = budget_bytes;
+  rocksdb::LRUCacheOptions cache_options;
+  cache_options.capacity = budget_bytes;
+  cache_options.num_shard_bits = 4;
+  cache_options.strict_capacity_limit = false;
+  r->cache_ = rocksdb::NewLRUCache(cache_options);
+  // Memtables are charged to the same cache, so cache + memtables stay within the budget.
+  r->write_buffers_ = std::make_shared<rocksdb::WriteBufferManager>(
+      static_cast<std::size_t>(static_cast<double>(budget_bytes) * write_share), r->cache_);
+  return r;
+}
+
+std::size_t StoreResources::MemoryUsage() const {
+  // Cache usage includes the memtable reservations made by the write-buffer manager.
+  return cache_->GetUsage();
+}
+
+class PartitionStore::Impl {
+ public:
+  StoreOptions options;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // in ColumnFamilyNames() order
+  rocksdb::ColumnFamilyHandle* clients = nullptr;
+  rocksdb::ColumnFamilyHandle* referrals = nullptr;
+  rocksdb::ColumnFamilyHandle* needs = nullptr;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* keys = nullptr;
+  std::unique_ptr<CachedClientStore> client_store;
+  std::vector<std::string> erased_since_purge;
+  std::vector<std::string> erased_in_batch;
+  bool schema_written = false;
+  rocksdb::WriteBatch batch;
+
+  ~Impl() { CloseDb(); }
+
+  void CloseDb() {
+    for (auto* h : handles) {
+      if (h != nullptr) {
+        static_cast<void>(db->DestroyColumnFamilyHandle(h));
+      }
+    }
+    handles.clear();
+    if (db != nullptr) {
+      static_cast<void>(db->Close());
+      db.reset();
+    }
+  }
+
+  absl::Status OpenDb() {
+    rocksdb::DBOptions db_options;
+    db_options.create_if_missing = true;
+    db_options.create_missing_column_families = true;
+    db_options.write_buffer_manager = options.resources->write_buffers_;
+    db_options.max_background_jobs = 2;
+    db_options.paranoid_checks = true;
+    // After a crash the WAL is replayed up to the first damaged record: a consistent prefix of
+    // commits, each of which carries its offset.
+    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    db_options.keep_log_file_num = 3;
+    if (options.env != nullptr) {
+      db_options.env = options.env;
+    }
+    const std::size_t write_buffer =
+        std::clamp<std::size_t>(options.resources->Budget() / 16, 1 << 20, 32 << 20);
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const std::string& name : ColumnFamilyNames()) {
+      families.emplace_back(name, TableOptions(*options.resources, options.resources->cache_,
+                                               write_buffer));
+    }
+    rocksdb::DB* raw = nullptr;
+    SIGNPOST_RETURN_IF_ERROR(
+        ToStatus(rocksdb::DB::Open(db_options, options.path, families, &handles, &raw),
+                 absl::StrCat("open ", options.path)));
+    db.reset(raw);
+    clients = handles[1];
+    referrals = handles[2];
+    needs = handles[3];
+    meta = handles[4];
+    keys = handles[5];
+    if (client_store == nullptr) {
+      client_store = std::make_unique<CachedClientStore>(db.get(), clients, referrals,
+                                                         options.cached_clients);
+    } else {
+      client_store->Rebind(db.get(), clients, referrals);
+    }
+    return absl::OkStatus();
+  }
+};
+
+PartitionStore::PartitionStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PartitionStore::~PartitionStore() = default;
+
+absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const StoreOptions& options) {
+  if (options.resources == nullptr) {
+    return absl::InvalidArgumentError("StoreOptions.resources is required");
+  }
+  std::error_code ec;
+  fs::create_directories(options.path, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("create ", options.path, ": ", ec.message()));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  SIGNPOST_RETURN_IF_ERROR(impl->OpenDb());
+
+  Offset applied{-1};
+  std::string value;
+  rocksdb::Status s = impl->db->Get({}, impl->meta, kSchemaKey, &value);
+  if (s.ok()) {
+    if (value != kSchemaVersion) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(options.path, ": state schema version ", value, " is not ", kSchemaVersion));
+    }
+    impl->schema_written = true;
+  } else if (!s.IsNotFound()) {
+    return ToStatus(s, "read schema version");
+  }
+  s = impl->db->Get({}, impl->meta, kAppliedKey, &value);
+  if (s.ok()) {
+    applied = Offset(static_cast<std::int64_t>(DecodeU64(value)));
+  } else if (!s.IsNotFound()) {
+    return ToStatus(s, "read applied offset");
+  }
+  auto store = std::unique_ptr<PartitionStore>(new PartitionStore(std::move(impl)));
+  store->applied_ = applied;
+  return store;
+}
+
+router::ClientStore& PartitionStore::Clients() { return *impl_->client_store; }
+
+absl::Status PartitionStore::ReadStatus() const { return impl_->client_store->read_status(); }
+
+absl::StatusOr<std::optional<v1::RouterSnapshot>> PartitionStore::LoadRouterState() {
+  std::string value;
+  rocksdb::Status s = impl_->db->Get({}, impl_->meta, kHeaderKey, &value);
+  if (s.IsNotFound()) {
+    return std::nullopt;
+  }
+  SIGNPOST_RETURN_IF_ERROR(ToStatus(s, "read router header"));
+  v1::RouterSnapshot snapshot;
+  if (!snapshot.ParseFromString(value)) {
+    return absl::DataLossError("router header does not parse");
+  }
+  SIGNPOST_RETURN_IF_ERROR(
+      ToStatus(impl_->db->Get({}, impl_->meta, kRulesKey, snapshot.mutable_rules_yaml()),
+               "read rules"));
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator({}, impl_->needs));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (!snapshot.add_needs()->ParseFromArray(it->value().data(),
+                                              static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("need ", DecodeU64(it->key()), " does not parse"));
+    }
+  }
+  SIGNPOST_RETURN_IF_ERROR(ToStatus(it->status(), "read needs"));
+  return snapshot;
+}
+
+absl::Status PartitionStore::Commit(const router::RouterChanges* changes, Offset applied) {
+  Impl& impl = *impl_;
+  if (!impl.client_store->read_status().ok()) {
+    absl::Status failed = impl.client_store->read_status();
+    impl.client_store->Discard();
+    return failed;
+  }
+  rocksdb::WriteBatch& batch = impl.batch;
+  batch.Clear();
+  impl.erased_in_batch.clear();
+  impl.client_store->Stage(batch, impl.erased_in_batch);
+  for (const std::string& client : impl.erased_in_batch) {
+    batch.Delete(impl.keys, client);  // crypto-shredding: the payload key goes with the record
+  }
+  if (changes != nullptr) {
+    v1::RouterSnapshot header = changes->header;
+    header.clear_rules_yaml();
+    header.clear_needs();
+    batch.Put(impl.meta, kHeaderKey, header.SerializeAsString());
+    if (changes->rules_changed) {
+      batch.Put(impl.meta, kRulesKey, changes->header.rules_yaml());
+    }
+    std::string bytes;
+    for (const v1::OpenNeedSnapshot& need : changes->upserts) {
+      bytes.clear();
+      need.SerializeToString(&bytes);
+      batch.Put(impl.needs, EncodeU64(need.id()), bytes);
+    }
+    for (std::uint64_t id : changes->erased) {
+      batch.Delete(impl.needs, EncodeU64(id));
+    }
+  }
+  if (!impl.schema_written) {
+    batch.Put(impl.meta, kSchemaKey, kSchemaVersion);
+  }
+  batch.Put(impl.meta, kAppliedKey, EncodeU64(static_cast<std::uint64_t>(applied.Value())));
+  rocksdb::WriteOptions write_options;
+  write_options.sync = impl.options.sync;
+  const absl::Status written = ToStatus(impl.db->Write(write_options, &batch), "commit state");
+  if (!written.ok()) {
+    impl.client_store->Discard();
+    return written;
+  }
+  impl.client_store->Committed();
+  impl.schema_written = true;
+  impl.erased_since_purge.insert(impl.erased_since_purge.end(), impl.erased_in_batch.begin(),
+                                 impl.erased_in_batch.end());
+  applied_ = applied;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::SealedPayload> PartitionStore::Seal(std::string_view client_ref,
+                                                      std::string_view plaintext) {
+  if (!SodiumReady()) {
+    return absl::InternalError("libsodium failed to initialise");
+  }
+  std::string key;
+  rocksdb::Status s = impl_->db->Get({}, impl_->keys, AsSlice(client_ref), &key);
+  if (s.IsNotFound()) {
+    key.resize(crypto_secretbox_KEYBYTES);
+    crypto_secretbox_keygen(reinterpret_cast<unsigned char*>(key.data()));
+    rocksdb::WriteOptions write_options;
+    write_options.sync = impl_->options.sync;
+    SIGNPOST_RETURN_IF_ERROR(
+        ToStatus(impl_->db->Put(write_options, impl_->keys, AsSlice(client_ref), key),
+                 "store payload key"));
+  } else {
+    SIGNPOST_RETURN_IF_ERROR(ToStatus(s, "read payload key"));
+  }
+  std::string out(crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plaintext.size(), '\0');
+  auto* bytes = reinterpret_cast<unsigned char*>(out.data());
+  randombytes_buf(bytes, crypto_secretbox_NONCEBYTES);
+  crypto_secretbox_easy(bytes + crypto_secretbox_NONCEBYTES,
+                        reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size(),
+                        bytes, reinterpret_cast<const unsigned char*>(key.data()));
+  sodium_memzero(key.data(), key.size());
+  v1::SealedPayload sealed;
+  sealed.set_ciphertext(std::move(out));
+  sealed.set_key_version(1);
+  return sealed;
+}
+
+absl::StatusOr<std::string> PartitionStore::Unseal(std::string_view client_ref,
+                                                   const v1::SealedPayload& sealed) {
+  if (!SodiumReady()) {
+    return absl::InternalError("libsodium failed to initialise");
+  }
+  std::string key;
+  rocksdb::Status s = impl_->db->Get({}, impl_->keys, AsSlice(client_ref), &key);
+  if (s.IsNotFound()) {
+    return absl::NotFoundError("the client's payload key is gone (erased)");
+  }
+  SIGNPOST_RETURN_IF_ERROR(ToStatus(s, "read payload key"));
+  const std::string& c = sealed.ciphertext();
+  if (c.size() < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES) {
+    return absl::DataLossError("sealed payload too short");
+  }
+  std::string plain(c.size() - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES, '\0');
+  const auto* bytes = reinterpret_cast<const unsigned char*>(c.data());
+  const int rc = crypto_secretbox_open_easy(
+      reinterpret_cast<unsigned char*>(plain.data()), bytes + crypto_secretbox_NONCEBYTES,
+      c.size() - crypto_secretbox_NONCEBYTES, bytes,
+      reinterpret_cast<const unsigned char*>(key.data()));
+  sodium_memzero(key.data(), key.size());
+  if (rc != 0) {
+    return absl::DataLossError("sealed payload does not open with the client's key");
+  }
+  return plain;
+}
+
+absl::Status PartitionStore::PurgeErased() {
+  Impl& impl = *impl_;
+  if (impl.erased_since_purge.empty()) {
+    return absl::OkStatus();
+  }
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  SIGNPOST_RETURN_IF_ERROR(ToStatus(impl.db->Flush(flush, impl.handles), "flush"));
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (auto* cf : impl.handles) {
+    SIGNPOST_RETURN_IF_ERROR(
+        ToStatus(impl.db->CompactRange(compact, cf, nullptr, nullptr), "compact"));
+  }
+  // The MANIFEST still lists the key ranges of the files compaction removed; reopening writes a
+  // fresh one that describes only the live files, and deletes the old one.
+  impl.CloseDb();
+  SIGNPOST_RETURN_IF_ERROR(impl.OpenDb());
+  impl.erased_since_purge.clear();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RetentionStats> PartitionStore::SweepRetention(std::int64_t now_ms,
+                                                              std::int64_t keep_ms) {
+  Impl& impl = *impl_;
+  const std::int64_t cutoff = now_ms - keep_ms;
+  RetentionStats stats;
+  rocksdb::WriteBatch batch;
+  std::unique_ptr<rocksdb::Iterator> it(impl.db->NewIterator({}, impl.clients));
+  v1::ClientRecord record;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    ++stats.clients_scanned;
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("client record does not parse");
+    }
+    auto* history = record.mutable_history();
+    const int before = history->size();
+    history->erase(std::remove_if(history->begin(), history->end(),
+                                  [&](const v1::ClientHistoryEntry& e) { return e.at_ms() < cutoff; }),
+                   history->end());
+    if (history->size() != before) {
+      stats.entries_dropped += static_cast<std::uint64_t>(before - history->size());
+      batch.Put(impl.clients, it->key(), record.SerializeAsString());
+    }
+    if (batch.Count() >= 1000) {
+      SIGNPOST_RETURN_IF_ERROR(ToStatus(impl.db->Write({}, &batch), "retention sweep"));
+      batch.Clear();
+    }
+  }
+  SIGNPOST_RETURN_IF_ERROR(ToStatus(it->status(), "retention scan"));
+  SIGNPOST_RETURN_IF_ERROR(ToStatus(impl.db->Write({}, &batch), "retention sweep"));
+  impl.client_store->Clear();  // cached records may predate the sweep
+  return stats;
+}
+
+absl::StatusOr<CheckpointInfo> PartitionStore::CreateCheckpoint(const std::string& root) {
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("create ", root, ": ", ec.message()));
+  }
+  char name[64];
+  std::snprintf(name, sizeof name, "%s%020lld", kCheckpointPrefix,
+                static_cast<long long>(applied_.Value()));
+  const std::string path = (fs::path(root) / name).string();
+  if (!fs::exists(path)) {
+    rocksdb::Checkpoint* raw = nullptr;
+    SIGNPOST_RETURN_IF_ERROR(ToStatus(rocksdb::Checkpoint::Create(impl_->db.get(), &raw),
+                                      "checkpoint"));
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    SIGNPOST_RETURN_IF_ERROR(ToStatus(checkpoint->CreateCheckpoint(path), "checkpoint"));
+  }
+  return VerifyCheckpoint(path);
+}
+
+absl::StatusOr<std::vector<CheckpointInfo>> PartitionStore::ListCheckpoints(
+    const std::string& root) {
+  std::vector<CheckpointInfo> out;
+  std::error_code ec;
+  if (!fs::exists(root, ec)) {
+    return out;
+  }
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory() || name.rfind(kCheckpointPrefix, 0) != 0) {
+      continue;
+    }
+    CheckpointInfo info;
+    info.path = entry.path().string();
+    info.applied = Offset(std::atoll(name.c_str() + std::strlen(kCheckpointPrefix)));
+    for (const auto& file : fs::directory_iterator(entry.path(), ec)) {
+      info.bytes += file.is_regular_file() ? file.file_size() : 0;
+    }
+    out.push_back(std::move(info));
+  }
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("list ", root, ": ", ec.message()));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const CheckpointInfo& a, const CheckpointInfo& b) { return a.applied < b.applied; });
+  return out;
+}
+
+absl::StatusOr<CheckpointInfo> PartitionStore::VerifyCheckpoint(const std::string& path) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const std::string& name : ColumnFamilyNames()) {
+    families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::DBOptions options;
+  SIGNPOST_RETURN_IF_ERROR(ToStatus(
+      rocksdb::DB::OpenForReadOnly(options, path, families, &handles, &raw),
+      absl::StrCat("open checkpoint ", path)));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  CheckpointInfo info;
+  info.path = path;
+  absl::Status status = ToStatus(db->VerifyChecksum(), absl::StrCat("verify ", path));
+  std::string value;
+  if (status.ok()) {
+    rocksdb::Status s = db->Get({}, handles[4], kAppliedKey, &value);
+    if (s.ok()) {
+      info.applied = Offset(static_cast<std::int64_t>(DecodeU64(value)));
+    } else if (!s.IsNotFound()) {
+      status = ToStatus(s, "read checkpoint offset");
+    }
+  }
+  for (auto* h : handles) {
+    static_cast<void>(db->DestroyColumnFamilyHandle(h));
+  }
+  static_cast<void>(db->Close());
+  SIGNPOST_RETURN_IF_ERROR(status);
+  std::error_code ec;
+  for (const auto& file : fs::directory_iterator(path, ec)) {
+    info.bytes += file.is_regular_file() ? file.file_size() : 0;
+  }
+  return info;
+}
+
+absl::Status PartitionStore::RestoreCheckpoint(const std::string& checkpoint,
+                                               const std::string& path) {
+  SIGNPOST_ASSIGN_OR_RETURN(CheckpointInfo info, VerifyCheckpoint(checkpoint));
+  static_cast<void>(info);
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  if (!ec) {
+    fs::copy(checkpoint, path, fs::copy_options::recursive, ec);
+  }
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("restore ", checkpoint, " to ", path, ": ",
+                                               ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>>
+PartitionStore::DumpForTest() const {
+  std::map<std::string, std::map<std::string, std::string>> out;
+  for (std::size_t i = 0; i < impl_->handles.size(); ++i) {
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator({}, impl_->handles[i]));
+    auto& cf = out[ColumnFamilyNames()[i]];
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      cf.emplace(it->key().ToString(), it->value().ToString());
+    }
+    SIGNPOST_RETURN_IF_ERROR(ToStatus(it->status(), "dump"));
+  }
+  return out;
+}
+
+std::size_t PartitionStore::CachedClientsForTest() const { return impl_->client_store->size(); }
+
+}  // namespace signpost::storage

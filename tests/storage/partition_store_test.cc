@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: Apache-2.0
+// The partition store on real RocksDB in a temporary directory.
+#include "storage/partition_store.h"
+
+#include <atomic>
+#include <filesystem>
+#include <iostream>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
+#include "tests/testing/events.h"
+#include "tests/testing/random_events.h"
+#include "tests/testing/store_driver.h"
+
+namespace signpost::storage {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class TempDir {
+ public:
+  TempDir() {
+    char pattern[] = "/tmp/signpost-store-XXXXXX";
+    path_ = mkdtemp(pattern);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class PartitionStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<PartitionStore> Open(std::size_t cached_clients = 100'000,
+                                       rocksdb::Env* env = nullptr) {
+    StoreOptions options;
+    options.path = dir_.path() + "/p0";
+    options.resources = resources_;
+    options.cached_clients = cached_clients;
+    options.env = env;
+    auto store = PartitionStore::Open(options);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  TempDir dir_;
+  std::shared_ptr<StoreResources> resources_ = StoreResources::Create(64 << 20);
+};
+
+TEST_F(PartitionStoreTest, EmptyStoreHasNoOffsetAndNoState) {
+  auto store = Open();
+  EXPECT_EQ(store->AppliedOffset(), Offset(-1));
+  auto state = store->LoadRouterState();
+  ASSERT_TRUE(state.ok());
+  EXPECT_FALSE(state->has_value());
+}
+
+TEST_F(PartitionStoreTest, StateAndOffsetSurviveReopenAndMatchACleanReplay) {
+  const auto stream = testing::RandomStream(7, 600);
+  {
+    auto store = Open();
+    auto router = testing::OpenRouter(*store, testing::kRandomRulesA);
+    ASSERT_TRUE(router.ok()) << router.status();
+    ASSERT_TRUE(testing::Drive(**router, *store, stream, 300, 50).ok());
+  }
+  {
+    // Reopen and continue from the stored offset, as after a restart.
+    auto store = Open();
+    EXPECT_EQ(store->AppliedOffset(), Offset(299));
+    auto router = testing::OpenRouter(*store, testing::kRandomRulesA);
+    ASSERT_TRUE(router.ok()) << router.status();
+    ASSERT_TRUE(testing::Drive(**router, *store, stream, 600, 37).ok());
+  }
+  auto store = Open();
+  EXPECT_EQ(store->AppliedOffset(), Offset(599));
+  auto stored = testing::Stored(*store);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  const testing::Fingerprints replay = testing::Replay(stream, 600, testing::kRandomRulesA);
+  EXPECT_EQ(stored->router, replay.router);
+  EXPECT_EQ(stored->clients, replay.clients);
+}
+
+// The store against a map over random operations, with reopens in between.
+TEST_F(PartitionStoreTest, MatchesAnInMemoryModelOverRandomOperations) {
+  for (std::uint64_t seed = 0; seed < 20; ++seed) {
+    SCOPED_TRACE(::testing::Message() << "seed " << seed);
+    fs::remove_all(dir_.path() + "/p0");
+    std::mt19937_64 rng(seed);
+    std::map<std::string, std::string> clients;    // client -> serialized record
+    std::map<std::string, std::string> referrals;  // referral -> client
+    auto store = Open(/*cached_clients=*/8);
+    std::int64_t offset = -1;
+    for (int op = 0; op < 400; ++op) {
+      const std::string client = "c" + std::to_string(rng() % 30);
+      const std::string referral = "r" + std::to_string(rng() % 40);
+      switch (rng() % 20 == 0 ? 6 : rng() % 6) {
+        case 0:
+        case 1: {
+          v1::ClientRecord& record = store->Clients().Mutable(client);
+          record.set_referral_count(record.referral_count() + 1);
+          record.set_last_contact_ms(op);
+          clients[client] = record.SerializeAsString();
+          break;
+        }
+        case 2:
+          store->Clients().Erase(client);
+          clients.erase(client);
+          break;
+        case 3:
+          store->Clients().PutReferral(referral, client);
+          referrals[referral] = client;
+          break;
+        case 4:
+          store->Clients().EraseReferral(referral);
+          referrals.erase(referral);
+          break;
+        case 5:
+          ASSERT_TRUE(store->Commit(nullptr, Offset(++offset)).ok());
+          break;
+        default:
+          // Reopen: uncommitted changes are lost, so commit first as the service would.
+          ASSERT_TRUE(store->Commit(nullptr, Offset(++offset)).ok());
+          store.reset();
+          store = Open(8);
+          ASSERT_EQ(store->AppliedOffset(), Offset(offset));
+      }
+      // Reads agree with the model whether they come from the cache or the database.
+      const v1::ClientRecord* found = store->Clients().Find(client);
+      ASSERT_EQ(found != nullptr, clients.contains(client));
+      if (found != nullptr) {
+        ASSERT_EQ(found->SerializeAsString(), clients[client]);
+      }
+      const std::string* owner = store->Clients().FindReferral(referral);
+      ASSERT_EQ(owner != nullptr, referrals.contains(referral));
+      if (owner != nullptr) {
+        ASSERT_EQ(*owner, referrals[referral]);
+      }
+    }
+    ASSERT_TRUE(store->Commit(nullptr, Offset(++offset)).ok());
+    EXPECT_LE(store->CachedClientsForTest(), 8u);
+    auto dump = store->DumpForTest();
+    ASSERT_TRUE(dump.ok());
+    EXPECT_EQ((*dump)["clients"], clients);
+    EXPECT_EQ((*dump)["referrals"], referrals);
+  }
+}
+
+TEST_F(PartitionStoreTest, ErasureRemovesEveryTraceAndShredsThePayloadKey) {
+  const std::string secret_client = "client-7f3a9c2e51";
+  auto store = Open();
+  auto router = testing::OpenRouter(*store, testing::kRandomRulesA);
+  ASSERT_TRUE(router.ok());
+  auto sealed = store->Seal(secret_client, "Mrs Example, 12 Example Road, 01234 567890");
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  ASSERT_EQ(*store->Unseal(secret_client, *sealed), "Mrs Example, 12 Example Road, 01234 567890");
+
+  testing::EventFactory events;
+  std::vector<v1::Envelope> stream = {
+      events.Referral("ref-1", secret_client, {"food", "housing"}, "BA2"),
+      events.Referral("ref-2", "someone-else", {"food"}, "BA1"),
+      events.Referral("ref-3", secret_client, {"money"}, "BA2"),
+  };
+  *stream[0].mutable_referral_submitted()->mutable_payload() = *sealed;
+  ASSERT_TRUE(testing::Drive(**router, *store, stream, stream.size(), 10).ok());
+  stream.push_back(events.Erase(secret_client));
+  ASSERT_TRUE(testing::Drive(**router, *store, stream, stream.size(), 10).ok());
+  ASSERT_TRUE(store->PurgeErased().ok());
+
+  // Nothing readable mentions the client ...
+  auto dump = store->DumpForTest();
+  ASSERT_TRUE(dump.ok());
+  for (const auto& [cf, entries] : *dump) {
+    for (const auto& [key, value] : entries) {
+      EXPECT_EQ(key.find(secret_client), std::string::npos) << cf;
+      EXPECT_EQ(value.find(secret_client), std::string::npos) << cf << " " << key;
+    }
+  }
+  EXPECT_TRUE(dump->at("clients").contains("someone-else"));
+  // ... no file of the database holds the bytes any more ...
+  store.reset();
+  router->reset();
+  for (const auto& file : fs::recursive_directory_iterator(dir_.path())) {
+    if (!file.is_regular_file()) {
+      continue;
+    }
+    std::ifstream in(file.path(), std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    EXPECT_EQ(bytes.str().find(secret_client), std::string::npos) << file.path();
+  }
+  // ... and the old payload no longer opens.
+  store = Open();
+  EXPECT_EQ(store->Unseal(secret_client, *sealed).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(PartitionStoreTest, ForgedPayloadIsDataLoss) {
+  auto store = Open();
+  auto sealed = store->Seal("c1", "detail");
+  ASSERT_TRUE(sealed.ok());
+  v1::SealedPayload forged = *sealed;
+  forged.mutable_ciphertext()->back() ^= 1;
+  EXPECT_EQ(store->Unseal("c1", forged).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(PartitionStoreTest, RetentionDropsOldClosedDetailAndKeepsCounts) {
+  auto store = Open();
+  v1::ClientRecord& record = store->Clients().Mutable("c1");
+  record.set_referral_count(3);
+  for (std::int64_t at : {1'000, 2'000, 9'000}) {
+    v1::ClientHistoryEntry* h = record.add_history();
+    h->set_kind(v1::HISTORY_KIND_COMPLETED);
+    h->set_at_ms(at);
+    h->add_remedies("food-parcel");
+  }
+  ASSERT_TRUE(store->Commit(nullptr, Offset(0)).ok());
+  auto stats = store->SweepRetention(/*now_ms=*/10'000, /*keep_ms=*/5'000);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->clients_scanned, 1u);
+  EXPECT_EQ(stats->entries_dropped, 2u);
+  const v1::ClientRecord* after = store->Clients().Find("c1");
+  ASSERT_NE(after, nullptr);
+  EXPECT_EQ(after->history_size(), 1);
+  EXPECT_EQ(after->history(0).at_ms(), 9'000);
+  EXPECT_EQ(after->referral_count(), 3u);
+}
+
+// A file system whose writes fail with "no space" once armed.
+class FullDisk : public rocksdb::FileSystemWrapper {
+ public:
+  explicit FullDisk(const std::shared_ptr<rocksdb::FileSystem>& base)
+      : rocksdb::FileSystemWrapper(base) {}
+  const char* Name() const override { return "FullDisk"; }
+  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                    rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = target()->NewWritableFile(name, options, result, dbg);
+    if (s.ok()) {
+      *result = std::make_unique<File>(std::move(*result), full);
+    }
+    return s;
+  }
+  std::shared_ptr<std::atomic<bool>> full = std::make_shared<std::atomic<bool>>(false);
+
+ private:
+  class File : public rocksdb::FSWritableFileOwnerWrapper {
+   public:
+    File(std::unique_ptr<rocksdb::FSWritableFile>&& f, std::shared_ptr<std::atomic<bool>> full)
+        : rocksdb::FSWritableFileOwnerWrapper(std::move(f)), full_(std::move(full)) {}
+    rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                             rocksdb::IODebugContext* dbg) override {
+      if (*full_) {
+        return rocksdb::IOStatus::NoSpace("injected: disk full");
+      }
+      return rocksdb::FSWritableFileOwnerWrapper::Append(data, options, dbg);
+    }
+    rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                             const rocksdb::DataVerificationInfo& info,
+                             rocksdb::IODebugContext* dbg) override {
+      if (*full_) {
+        return rocksdb::IOStatus::NoSpace("injected: disk full");
+      }
+      return rocksdb::FSWritableFileOwnerWrapper::Append(data, options, info, dbg);
+    }
+
+   private:
+    std::shared_ptr<std::atomic<bool>> full_;
+  };
+};
+
+TEST_F(PartitionStoreTest, FullDiskFailsTheCommitWithoutAdvancingTheOffset) {
+  auto fs = std::make_shared<FullDisk>(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  {
+    auto store = Open(100, env.get());
+    store->Clients().Mutable("c1").set_referral_count(1);
+    ASSERT_TRUE(store->Commit(nullptr, Offset(0)).ok());
+    *fs->full = true;
+    store->Clients().Mutable("c1").set_referral_count(2);
+    const absl::Status failed = store->Commit(nullptr, Offset(1));
+    EXPECT_EQ(failed.code(), absl::StatusCode::kResourceExhausted) << failed;
+    EXPECT_THAT(std::string(failed.message()), HasSubstr("disk full"));
+    EXPECT_EQ(store->AppliedOffset(), Offset(0));
+    // The uncommitted change is gone from the cache too: reads show the stored state.
+    EXPECT_EQ(store->Clients().Find("c1")->referral_count(), 1u);
+  }
+  *fs->full = false;
+  auto store = Open();
+  EXPECT_EQ(store->AppliedOffset(), Offset(0));
+  EXPECT_EQ(store->Clients().Find("c1")->referral_count(), 1u);
+}
+
+TEST_F(PartitionStoreTest, CorruptStoredValueIsDataLoss) {
+  {
+    auto store = Open();
+    auto router = testing::OpenRouter(*store, testing::kRandomRulesA);
+    ASSERT_TRUE(router.ok());
+    const auto stream = testing::RandomStream(3, 40);
+    ASSERT_TRUE(testing::Drive(**router, *store, stream, 40, 40).ok());
+  }
+  {
+    // Overwrite the router header with bytes that are not a RouterSnapshot.
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const char* name : {"default", "clients", "referrals", "needs", "meta", "keys"}) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.path() + "/p0", families, &handles,
+                                  &raw)
+                    .ok());
+    ASSERT_TRUE(raw->Put({}, handles[4], "router_header", "\xff\xff\xff garbage").ok());
+    for (auto* h : handles) {
+      ASSERT_TRUE(raw->DestroyColumnFamilyHandle(h).ok());
+    }
+    delete raw;
+  }
+  auto store = Open();
+  EXPECT_EQ(store->LoadRouterState().status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(PartitionStoreTest, CheckpointsAreListedVerifiedAndRestored) {
+  const auto stream = testing::RandomStream(11, 200);
+  const std::string checkpoints = dir_.path() + "/checkpoints";
+  std::map<std::string, std::map<std::string, std::string>> at_checkpoint;
+  {
+    auto store = Open();
+    auto router = testing::OpenRouter(*store, testing::kRandomRulesA);
+    ASSERT_TRUE(router.ok());
+    ASSERT_TRUE(testing::Drive(**router, *store, stream, 100, 25).ok());
+    auto first = store->CreateCheckpoint(checkpoints);
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_EQ(first->applied, Offset(99));
+    at_checkpoint = *store->DumpForTest();
+    ASSERT_TRUE(testing::Drive(**router, *store, stream, 200, 25).ok());
+    ASSERT_TRUE(store->CreateCheckpoint(checkpoints).ok());
+  }
+  auto listed = PartitionStore::ListCheckpoints(checkpoints);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].applied, Offset(99));
+  EXPECT_EQ((*listed)[1].applied, Offset(199));
+  EXPECT_GT((*listed)[0].bytes, 0u);
+  ASSERT_TRUE(PartitionStore::VerifyCheckpoint((*listed)[0].path).ok());
+
+  ASSERT_TRUE(PartitionStore::RestoreCheckpoint((*listed)[0].path, dir_.path() + "/p0").ok());
+  auto store = Open();
+  EXPECT_EQ(store->AppliedOffset(), Offset(99));
+  EXPECT_EQ(*store->DumpForTest(), at_checkpoint);
+  // Replaying on from the checkpoint reaches the same state as a clean replay.
+  auto router = testing::OpenRouter(*store, testing::kRandomRulesA);
+  ASSERT_TRUE(router.ok());
+  ASSERT_TRUE(testing::Drive(**router, *store, stream, 200, 25).ok());
+  auto stored = testing::Stored(*store);
+  const testing::Fingerprints replay = testing::Replay(stream, 200, testing::kRandomRulesA);
+  EXPECT_EQ(stored->router, replay.router);
+  EXPECT_EQ(stored->clients, replay.clients);
+}
+
+TEST_F(PartitionStoreTest, VerifyingADamagedCheckpointFails) {
+  auto store = Open();
+  store->Clients().Mutable("c1").set_referral_count(1);
+  ASSERT_TRUE(store->Commit(nullptr, Offset(0)).ok());
+  auto info = store->CreateCheckpoint(dir_.path() + "/ck");
+  ASSERT_TRUE(info.ok());
+  bool damaged = false;
+  for (const auto& file : fs::directory_iterator(info->path)) {
+    if (file.path().extension() == ".sst") {
+      std::fstream f(file.path(), std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(10);
+      f.put('\x5a');
+      f.put('\xa5');
+      damaged = true;
+    }
+  }
+  ASSERT_TRUE(damaged) << "a checkpoint holds at least one table file";
+  EXPECT_FALSE(PartitionStore::VerifyCheckpoint(info->path).ok());
+}
+
+TEST_F(PartitionStoreTest, MemoryStaysWithinTheBudgetWhileLoadingAMillionClients) {
+  constexpr std::size_t kBudget = 64 << 20;
+  constexpr std::size_t kCached = 50'000;
+  auto store = Open(kCached);
+  std::size_t peak = 0;
+  v1::ClientRecord record;
+  for (int i = 0; i < 1'000'000; ++i) {
+    v1::ClientRecord& r = store->Clients().Mutable("client-" + std::to_string(i));
+    r.set_first_contact_ms(1'767'261'600'000 + i);
+    r.set_last_contact_ms(1'767'261'600'000 + i);
+    r.set_referral_count(1);
+    r.add_referral_ids("ref-" + std::to_string(i));
+    if (i % 1000 == 999) {
+      ASSERT_TRUE(store->Commit(nullptr, Offset(i / 1000)).ok());
+      peak = std::max(peak, resources_->MemoryUsage());
+      ASSERT_LE(store->CachedClientsForTest(), kCached);
+    }
+  }
+  RecordProperty("peak_rocksdb_bytes", static_cast<int>(peak));
+  std::cout << "peak RocksDB memory " << peak << " bytes of a " << kBudget << " budget\n";
+  EXPECT_LE(peak, kBudget);
+  EXPECT_GT(peak, 0u);
+  // Everything is there, mostly read back from disk rather than the cache.
+  for (int i : {0, 123'456, 999'999}) {
+    const v1::ClientRecord* r = store->Clients().Find("client-" + std::to_string(i));
+    ASSERT_NE(r, nullptr) << i;
+    EXPECT_EQ(r->referral_ids(0), "ref-" + std::to_string(i));
+  }
+}
+
+}  // namespace
+}  // namespace signpost::storage
