@@ -656,6 +656,24 @@ absl::StatusOr<CheckpointInfo> PartitionStore::CreateCheckpoint(const std::strin
   return VerifyCheckpoint(path);
 }
 
+absl::StatusOr<std::optional<CheckpointInfo>> PartitionStore::MaybeCheckpoint(
+    const std::string& root, std::int64_t now_ms, std::int64_t every_ms, std::size_t keep) {
+  if (last_checkpoint_ms_ >= 0 && now_ms - last_checkpoint_ms_ < every_ms) {
+    return std::nullopt;
+  }
+  SIGNPOST_ASSIGN_OR_RETURN(CheckpointInfo created, CreateCheckpoint(root));
+  last_checkpoint_ms_ = now_ms;
+  SIGNPOST_ASSIGN_OR_RETURN(std::vector<CheckpointInfo> all, ListCheckpoints(root));
+  for (std::size_t i = 0; i + keep < all.size(); ++i) {
+    std::error_code ec;
+    fs::remove_all(all[i].path, ec);
+    if (ec) {
+      return absl::UnavailableError(absl::StrCat("prune ", all[i].path, ": ", ec.message()));
+    }
+  }
+  return created;
+}
+
 absl::StatusOr<std::vector<CheckpointInfo>> PartitionStore::ListCheckpoints(
     const std::string& root) {
   std::vector<CheckpointInfo> out;

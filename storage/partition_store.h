@@ -119,6 +119,11 @@ class PartitionStore {
 
   // A consistent copy of the database under `root` (named by applied offset); cheap (hard links).
   [[nodiscard]] absl::StatusOr<CheckpointInfo> CreateCheckpoint(const std::string& root);
+  // The schedule: creates a checkpoint when the newest under `root` is at least `every_ms` old
+  // by `now_ms` (the caller's clock: log time or wall time) or there is none, then keeps only
+  // the newest `keep`. Returns the checkpoint created, or nullopt when none was due.
+  [[nodiscard]] absl::StatusOr<std::optional<CheckpointInfo>> MaybeCheckpoint(
+      const std::string& root, std::int64_t now_ms, std::int64_t every_ms, std::size_t keep);
   // Checkpoints under `root`, oldest first.
   [[nodiscard]] static absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints(
       const std::string& root);
@@ -139,6 +144,7 @@ class PartitionStore {
   explicit PartitionStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
   Offset applied_{-1};
+  std::int64_t last_checkpoint_ms_ = -1;
 };
 
 }  // namespace signpost::storage

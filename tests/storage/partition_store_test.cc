@@ -364,6 +364,27 @@ TEST_F(PartitionStoreTest, CheckpointsAreListedVerifiedAndRestored) {
   EXPECT_EQ(stored->clients, replay.clients);
 }
 
+TEST_F(PartitionStoreTest, ScheduledCheckpointsComeEveryIntervalAndKeepTheNewest) {
+  auto store = Open();
+  const std::string root = dir_.path() + "/scheduled";
+  std::vector<std::int64_t> created_at;
+  for (std::int64_t minute = 0; minute < 60; ++minute) {
+    store->Clients().Mutable("c1").set_last_contact_ms(minute);
+    ASSERT_TRUE(store->Commit(nullptr, Offset(minute)).ok());
+    auto made = store->MaybeCheckpoint(root, minute * 60'000, 15 * 60'000, 2);
+    ASSERT_TRUE(made.ok()) << made.status();
+    if (made->has_value()) {
+      created_at.push_back(minute);
+    }
+  }
+  EXPECT_EQ(created_at, (std::vector<std::int64_t>{0, 15, 30, 45}));
+  auto listed = PartitionStore::ListCheckpoints(root);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].applied, Offset(30));
+  EXPECT_EQ((*listed)[1].applied, Offset(45));
+}
+
 TEST_F(PartitionStoreTest, VerifyingADamagedCheckpointFails) {
   auto store = Open();
   store->Clients().Mutable("c1").set_referral_count(1);

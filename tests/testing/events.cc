@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "tests/testing/events.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace signpost::testing {
 
 v1::Envelope EventFactory::Base() {
   v1::Envelope e;
   e.set_schema_version(1);
-  e.set_event_id("e" + std::to_string(next_++));
+  e.set_event_id(absl::StrCat("e", next_++));
   e.set_event_time_ms(now_ms_);
   e.set_producer("test");
   e.set_trace_id("0af7651916cd43dd8448eb211c80319c");
