@@ -444,6 +444,8 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const Store
 
 router::ClientStore& PartitionStore::Clients() { return *impl_->client_store; }
 
+void PartitionStore::DiscardUncommitted() { impl_->client_store->Discard(); }
+
 absl::Status PartitionStore::ReadStatus() const { return impl_->client_store->read_status(); }
 
 absl::StatusOr<std::optional<v1::RouterSnapshot>> PartitionStore::LoadRouterState() {

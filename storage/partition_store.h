@@ -95,6 +95,10 @@ class PartitionStore {
   // uncommitted client changes are dropped from the cache (reopen before continuing).
   [[nodiscard]] absl::Status Commit(const router::RouterChanges* changes, Offset applied);
 
+  // Drops every client and referral change since the last commit (after an aborted transaction:
+  // the router is then restored from LoadRouterState()).
+  void DiscardUncommitted();
+
   // A read error seen by Clients() since the last commit (it returns "absent" meanwhile), so the
   // caller can abort the batch instead of committing decisions made without the data.
   [[nodiscard]] absl::Status ReadStatus() const;

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+// The router service's configuration: one YAML file, then environment overrides, then command
+// line overrides, validated at start with errors that name the field.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "services/kafka/client_config.h"
+
+namespace signpost::services {
+
+struct ServiceConfig {
+  std::string instance_id = "router-1";  // group.instance.id and transactional.id suffix
+  std::string group_id = "signpost-router";
+  std::string data_dir = "state";         // one RocksDB per partition under it
+  std::string domain = "default";         // the routing domain this deployment serves
+  std::string rules_file;                 // required
+  KafkaProperties kafka;                  // passed to librdkafka as they are
+  std::string intake_topic = "signpost.intake.v1";
+  std::string log_topic = "signpost.log.v1";
+  std::string decisions_topic = "signpost.decisions.v1";
+  std::string dlq_topic = "signpost.dlq.v1";
+  int batch_max_records = 1000;
+  int batch_max_ms = 100;
+  int tick_interval_ms = 1000;
+  std::string http_listen = "127.0.0.1:9464";
+  std::int64_t memory_budget_mb = 256;
+  std::int64_t max_record_bytes = 262'144;
+  // Outward-code prefixes of the domain, longest match wins; empty: every referral is ours.
+  std::vector<std::string> domain_prefixes;
+};
+
+// Loads `path` (may be empty: defaults only), applies environment overrides (SIGNPOST_<FIELD>,
+// e.g. SIGNPOST_DATA_DIR, SIGNPOST_KAFKA_BOOTSTRAP_SERVERS) from `env`, then `overrides`
+// ("field=value", e.g. "kafka.bootstrap.servers=127.0.0.1:9092"), and validates.
+// Returns kInvalidArgument naming the file, line or field at fault.
+[[nodiscard]] absl::StatusOr<ServiceConfig> LoadServiceConfig(
+    const std::string& path, const std::map<std::string, std::string>& env,
+    const std::vector<std::string>& overrides);
+
+// The effective configuration as YAML, with secrets (passwords, keys, tokens) masked.
+[[nodiscard]] std::string PrintServiceConfig(const ServiceConfig& config);
+
+// The process environment as a map, for LoadServiceConfig.
+[[nodiscard]] std::map<std::string, std::string> ProcessEnvironment();
+
+}  // namespace signpost::services

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "services/metrics.h"
+
+#include "prometheus/text_serializer.h"
+
+namespace signpost::services {
+namespace {
+
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+}
+
+}  // namespace
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  auto& r = *registry_;
+  records_in_ = &prometheus::BuildCounter()
+                     .Name("signpost_records_in_total")
+                     .Help("Records consumed, by topic and event type.")
+                     .Register(r);
+  records_out_ = &prometheus::BuildCounter()
+                      .Name("signpost_records_out_total")
+                      .Help("Records produced (committed or not), by topic and event type.")
+                      .Register(r);
+  decisions_ = &prometheus::BuildCounter()
+                    .Name("signpost_decisions_total")
+                    .Help("Routing decisions, by outcome.")
+                    .Register(r);
+  dlq_ = &prometheus::BuildCounter()
+              .Name("signpost_dlq_total")
+              .Help("Records sent to the dead-letter queue, by reason.")
+              .Register(r);
+  pod_open_ = &prometheus::BuildGauge()
+                   .Name("signpost_pod_open_cost")
+                   .Help("Open work held by a pod (cost units).")
+                   .Register(r);
+  pod_capacity_ = &prometheus::BuildGauge()
+                       .Name("signpost_pod_capacity")
+                       .Help("A pod's capacity (cost units).")
+                       .Register(r);
+  pod_utilisation_ = &prometheus::BuildGauge()
+                          .Name("signpost_pod_utilisation_ratio")
+                          .Help("Open work over capacity.")
+                          .Register(r);
+  waiting_ = &prometheus::BuildGauge()
+                  .Name("signpost_need_waiting")
+                  .Help("Needs waiting for a pod, by need.")
+                  .Register(r);
+  oldest_wait_ = &prometheus::BuildGauge()
+                      .Name("signpost_need_oldest_wait_seconds")
+                      .Help("Age of the longest-waiting need, by need.")
+                      .Register(r);
+  escalations_ = &prometheus::BuildCounter()
+                      .Name("signpost_escalations_total")
+                      .Help("Needs escalated, by need.")
+                      .Register(r);
+  lag_ = &prometheus::BuildGauge()
+              .Name("signpost_consumer_lag_records")
+              .Help("Records of the log not yet processed, by partition.")
+              .Register(r);
+  restore_ = &prometheus::BuildGauge()
+                  .Name("signpost_restore_remaining_records")
+                  .Help("Records still to replay before a partition is restored.")
+                  .Register(r);
+  e2e_latency_ = &prometheus::BuildHistogram()
+                      .Name("signpost_end_to_end_latency_seconds")
+                      .Help("Event time of an input to the commit of its decisions.")
+                      .Register(r)
+                      .Add({}, LatencyBuckets());
+  commit_latency_ = &prometheus::BuildHistogram()
+                         .Name("signpost_transaction_commit_seconds")
+                         .Help("Kafka transaction commit latency.")
+                         .Register(r)
+                         .Add({}, LatencyBuckets());
+  aborts_ = &prometheus::BuildCounter()
+                 .Name("signpost_transaction_aborts_total")
+                 .Help("Kafka transactions aborted.")
+                 .Register(r)
+                 .Add({});
+  replayed_ = &prometheus::BuildCounter()
+                   .Name("signpost_replayed_records_total")
+                   .Help("Log records replayed silently to rebuild state.")
+                   .Register(r)
+                   .Add({});
+  rocksdb_memory_ = &prometheus::BuildGauge()
+                         .Name("signpost_rocksdb_memory_bytes")
+                         .Help("RocksDB block cache and memtables.")
+                         .Register(r)
+                         .Add({});
+  assigned_ = &prometheus::BuildGauge()
+                   .Name("signpost_assigned_partitions")
+                   .Help("Partitions of the log this instance owns.")
+                   .Register(r)
+                   .Add({});
+}
+
+std::string Metrics::Serialize() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+prometheus::Counter& Metrics::RecordsIn(const std::string& topic, const std::string& type) {
+  return records_in_->Add({{"topic", topic}, {"type", type}});
+}
+prometheus::Counter& Metrics::RecordsOut(const std::string& topic, const std::string& type) {
+  return records_out_->Add({{"topic", topic}, {"type", type}});
+}
+prometheus::Counter& Metrics::Decisions(const std::string& outcome) {
+  return decisions_->Add({{"outcome", outcome}});
+}
+prometheus::Counter& Metrics::Dlq(const std::string& reason) {
+  return dlq_->Add({{"reason", reason}});
+}
+prometheus::Gauge& Metrics::PodOpen(const std::string& pod) { return pod_open_->Add({{"pod", pod}}); }
+prometheus::Gauge& Metrics::PodCapacity(const std::string& pod) {
+  return pod_capacity_->Add({{"pod", pod}});
+}
+prometheus::Gauge& Metrics::PodUtilisation(const std::string& pod) {
+  return pod_utilisation_->Add({{"pod", pod}});
+}
+prometheus::Gauge& Metrics::Waiting(const std::string& need) {
+  return waiting_->Add({{"need", need}});
+}
+prometheus::Gauge& Metrics::OldestWaitSeconds(const std::string& need) {
+  return oldest_wait_->Add({{"need", need}});
+}
+prometheus::Counter& Metrics::Escalations(const std::string& need) {
+  return escalations_->Add({{"need", need}});
+}
+prometheus::Gauge& Metrics::ConsumerLag(int partition) {
+  return lag_->Add({{"partition", std::to_string(partition)}});
+}
+prometheus::Gauge& Metrics::RestoreRemaining(int partition) {
+  return restore_->Add({{"partition", std::to_string(partition)}});
+}
+
+}  // namespace signpost::services

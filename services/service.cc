@@ -1,0 +1,956 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "services/service.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "librdkafka/rdkafkacpp.h"
+#include "nlohmann/json.hpp"
+#include "router/base/status_macros.h"
+#include "router/router.h"
+#include "services/http_server.h"
+#include "services/intake.h"
+#include "services/kafka/client_config.h"
+#include "services/metrics.h"
+#include "spdlog/spdlog.h"
+#include "storage/partition_store.h"
+
+namespace signpost::services {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const char* TypeOf(const v1::Envelope& e) {
+  switch (e.body_case()) {
+    case v1::Envelope::kReferralSubmitted: return "referral_submitted";
+    case v1::Envelope::kPodResponse: return "pod_response";
+    case v1::Envelope::kPodChanged: return "pod_changed";
+    case v1::Envelope::kRulesChanged: return "rules_changed";
+    case v1::Envelope::kTick: return "tick";
+    case v1::Envelope::kClientErasureRequested: return "client_erasure_requested";
+    case v1::Envelope::kRouted: return "routed";
+    case v1::Envelope::kQueued: return "queued";
+    case v1::Envelope::kEscalated: return "escalated";
+    case v1::Envelope::kReleased: return "released";
+    case v1::Envelope::kRejected: return "rejected";
+    case v1::Envelope::kClientErased: return "client_erased";
+    default: return "none";
+  }
+}
+
+// The key of a decision on signpost.decisions.v1: the pod it concerns, else the need.
+std::string DecisionKey(const v1::Envelope& d) {
+  switch (d.body_case()) {
+    case v1::Envelope::kRouted: return d.routed().pod_id();
+    case v1::Envelope::kReleased: return d.released().pod_id();
+    case v1::Envelope::kQueued: return d.queued().need_code();
+    case v1::Envelope::kEscalated: return d.escalated().need_code();
+    default: return d.domain();
+  }
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The outcome of a transactional call, classified as librdkafka's transactional API asks.
+enum class TxnResult { kOk, kAborted, kFatal };
+
+class TxnProducer {
+ public:
+  static absl::StatusOr<std::unique_ptr<TxnProducer>> Create(const ServiceConfig& config,
+                                                             const std::string& transactional_id) {
+    KafkaProperties props = config.kafka;
+    props["transactional.id"] = transactional_id;
+    props["enable.idempotence"] = "true";
+    props.try_emplace("acks", "all");
+    props.try_emplace("linger.ms", "5");
+    props.try_emplace("transaction.timeout.ms", "30000");
+    props.try_emplace("message.timeout.ms", "25000");
+    props.try_emplace("partitioner", "murmur2_random");  // as Java clients: same key, same partition
+    SIGNPOST_ASSIGN_OR_RETURN(auto conf, MakeClientConf(props));
+    auto p = std::unique_ptr<TxnProducer>(new TxnProducer());
+    std::string error;
+    if (conf->set("dr_cb", &p->reports_, error) != RdKafka::Conf::CONF_OK) {
+      return absl::InternalError(error);
+    }
+    p->producer_.reset(RdKafka::Producer::create(conf.get(), error));
+    if (p->producer_ == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("kafka producer: ", error));
+    }
+    std::unique_ptr<RdKafka::Error> e(p->producer_->init_transactions(60'000));
+    if (e != nullptr) {
+      return absl::UnavailableError(absl::StrCat("init_transactions: ", e->str()));
+    }
+    return p;
+  }
+
+  absl::Status Begin() {
+    if (open_) {
+      return absl::OkStatus();
+    }
+    std::unique_ptr<RdKafka::Error> e(producer_->begin_transaction());
+    if (e != nullptr) {
+      return absl::InternalError(absl::StrCat("begin_transaction: ", e->str()));
+    }
+    open_ = true;
+    reports_.failed = 0;
+    return absl::OkStatus();
+  }
+
+  [[nodiscard]] bool open() const { return open_; }
+
+  // Produces within the open transaction; blocks briefly while the local queue is full.
+  absl::Status Produce(const std::string& topic, const std::string& key, const std::string& value,
+                       RdKafka::Headers* headers = nullptr,
+                       std::int32_t partition = RdKafka::Topic::PARTITION_UA) {
+    while (true) {
+      const RdKafka::ErrorCode err = producer_->produce(
+          topic, partition, RdKafka::Producer::RK_MSG_COPY,
+          const_cast<char*>(value.data()), value.size(), key.empty() ? nullptr : key.data(),
+          key.size(), 0, headers, nullptr);
+      if (err == RdKafka::ERR_NO_ERROR) {
+        return absl::OkStatus();
+      }
+      if (err != RdKafka::ERR__QUEUE_FULL) {
+        delete headers;
+        return absl::UnavailableError(absl::StrCat("produce: ", RdKafka::err2str(err)));
+      }
+      producer_->poll(10);
+    }
+  }
+
+  TxnResult SendOffsetsAndCommit(const std::vector<RdKafka::TopicPartition*>& offsets,
+                                 RdKafka::KafkaConsumer& consumer, std::string& why) {
+    std::unique_ptr<RdKafka::ConsumerGroupMetadata> metadata(consumer.groupMetadata());
+    if (!offsets.empty()) {
+      while (true) {
+        std::unique_ptr<RdKafka::Error> e(
+            producer_->send_offsets_to_transaction(offsets, metadata.get(), -1));
+        if (e == nullptr) {
+          break;
+        }
+        if (e->is_retriable()) {
+          continue;
+        }
+        return Fail(*e, why);
+      }
+    }
+    while (true) {
+      std::unique_ptr<RdKafka::Error> e(producer_->commit_transaction(-1));
+      if (e == nullptr) {
+        break;
+      }
+      if (e->is_retriable()) {
+        continue;  // e.g. timed out: the commit goes on in the background; resume it
+      }
+      return Fail(*e, why);
+    }
+    open_ = false;
+    producer_->poll(0);
+    if (reports_.failed > 0) {
+      why = "a produced record failed delivery after commit";
+      return TxnResult::kFatal;
+    }
+    return TxnResult::kOk;
+  }
+
+  // Aborts the open transaction (after letting in-flight produces settle, librdkafka #4849).
+  TxnResult Abort(std::string& why) {
+    if (!open_) {
+      return TxnResult::kAborted;
+    }
+    producer_->flush(5'000);
+    std::unique_ptr<RdKafka::Error> e(producer_->abort_transaction(-1));
+    open_ = false;
+    if (e != nullptr && e->is_fatal()) {
+      why = e->str();
+      return TxnResult::kFatal;
+    }
+    return TxnResult::kAborted;
+  }
+
+  void Poll() { producer_->poll(0); }
+
+ private:
+  struct Reports : RdKafka::DeliveryReportCb {
+    void dr_cb(RdKafka::Message& m) override {
+      if (m.err() != RdKafka::ERR_NO_ERROR) {
+        ++failed;
+      }
+    }
+    int failed = 0;
+  };
+
+  TxnResult Fail(const RdKafka::Error& e, std::string& why) {
+    why = e.str();
+    if (e.is_fatal()) {
+      return TxnResult::kFatal;  // fenced by a newer instance, or the producer is broken
+    }
+    if (e.txn_requires_abort()) {
+      producer_->flush(5'000);
+      std::unique_ptr<RdKafka::Error> a(producer_->abort_transaction(-1));
+      open_ = false;
+      return a != nullptr && a->is_fatal() ? TxnResult::kFatal : TxnResult::kAborted;
+    }
+    return TxnResult::kFatal;  // unknown errors are treated as fatal
+  }
+
+  TxnProducer() = default;
+  Reports reports_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  bool open_ = false;
+};
+
+absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> MakeConsumer(
+    const ServiceConfig& config, const std::string& group, const std::string& instance,
+    RdKafka::RebalanceCb* rebalance) {
+  KafkaProperties props = config.kafka;
+  props["group.id"] = group;
+  props["group.instance.id"] = instance;
+  props["enable.auto.commit"] = "false";
+  props["enable.auto.offset.store"] = "false";
+  props["isolation.level"] = "read_committed";
+  props.try_emplace("auto.offset.reset", "earliest");
+  props.try_emplace("partition.assignment.strategy", "cooperative-sticky");
+  props.try_emplace("session.timeout.ms", "10000");
+  props.try_emplace("max.poll.interval.ms", "60000");
+  SIGNPOST_ASSIGN_OR_RETURN(auto conf, MakeClientConf(props));
+  std::string error;
+  if (rebalance != nullptr && conf->set("rebalance_cb", rebalance, error) != RdKafka::Conf::CONF_OK) {
+    return absl::InternalError(error);
+  }
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), error));
+  if (consumer == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("kafka consumer: ", error));
+  }
+  return consumer;
+}
+
+RdKafka::Headers* DlqHeaders(DlqReason reason, const std::string& detail,
+                             const RdKafka::Message& m) {
+  RdKafka::Headers* h = RdKafka::Headers::create();
+  h->add("signpost.dlq.reason", DlqReasonName(reason));
+  h->add("signpost.dlq.detail", detail);
+  h->add("signpost.dlq.source.topic", m.topic_name());
+  h->add("signpost.dlq.source.partition", std::to_string(m.partition()));
+  h->add("signpost.dlq.source.offset", std::to_string(m.offset()));
+  return h;
+}
+
+// Rewinds `consumer` to the group's committed offsets for its whole assignment.
+absl::Status RewindToCommitted(RdKafka::KafkaConsumer& consumer) {
+  std::vector<RdKafka::TopicPartition*> assignment;
+  consumer.assignment(assignment);
+  if (assignment.empty()) {
+    return absl::OkStatus();
+  }
+  RdKafka::ErrorCode err = consumer.committed(assignment, 30'000);
+  absl::Status status = err == RdKafka::ERR_NO_ERROR
+                            ? absl::OkStatus()
+                            : absl::UnavailableError(absl::StrCat("committed: ", RdKafka::err2str(err)));
+  for (RdKafka::TopicPartition* tp : assignment) {
+    if (status.ok()) {
+      if (tp->offset() < 0) {
+        tp->set_offset(RdKafka::Topic::OFFSET_BEGINNING);
+      }
+      err = consumer.seek(*tp, 10'000);
+      if (err != RdKafka::ERR_NO_ERROR) {
+        status = absl::UnavailableError(absl::StrCat("seek: ", RdKafka::err2str(err)));
+      }
+    }
+  }
+  RdKafka::TopicPartition::destroy(assignment);
+  return status;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Intake stage
+
+class IntakeStage {
+ public:
+  IntakeStage(const ServiceConfig& config, Metrics& metrics) : config_(config), metrics_(metrics) {
+    rules_.max_record_bytes = config.max_record_bytes;
+    rules_.domain = config.domain;
+    rules_.domain_prefixes = config.domain_prefixes;
+  }
+
+  absl::Status Run(const std::atomic<bool>& stop) {
+    SIGNPOST_ASSIGN_OR_RETURN(producer_, TxnProducer::Create(
+                                             config_, absl::StrCat(config_.group_id, "-intake-",
+                                                                   config_.instance_id)));
+    SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id + "-intake",
+                                                      config_.instance_id + "-intake", nullptr));
+    if (RdKafka::ErrorCode err = consumer_->subscribe({config_.intake_topic});
+        err != RdKafka::ERR_NO_ERROR) {
+      return absl::UnavailableError(absl::StrCat("subscribe: ", RdKafka::err2str(err)));
+    }
+    absl::Status result = absl::OkStatus();
+    while (!stop && result.ok()) {
+      result = Batch();
+    }
+    if (producer_->open()) {
+      std::string why;
+      static_cast<void>(producer_->Abort(why));
+    }
+    consumer_->close();
+    return result;
+  }
+
+ private:
+  absl::Status Batch() {
+    std::map<std::pair<std::string, int>, std::int64_t> next;  // (topic, partition) -> offset
+    const auto deadline = Clock::now() + std::chrono::milliseconds(config_.batch_max_ms);
+    int records = 0;
+    while (records < config_.batch_max_records && Clock::now() < deadline) {
+      std::unique_ptr<RdKafka::Message> m(consumer_->consume(records == 0 ? 200 : 10));
+      if (m->err() == RdKafka::ERR__TIMED_OUT || m->err() == RdKafka::ERR__PARTITION_EOF) {
+        if (records == 0) {
+          return absl::OkStatus();
+        }
+        continue;
+      }
+      if (m->err() != RdKafka::ERR_NO_ERROR) {
+        if (m->err() == RdKafka::ERR__FATAL) {
+          return absl::InternalError(absl::StrCat("intake consumer: ", m->errstr()));
+        }
+        spdlog::warn("intake consume error: {}", m->errstr());
+        continue;
+      }
+      SIGNPOST_RETURN_IF_ERROR(producer_->Begin());
+      ++records;
+      const std::string_view bytes(static_cast<const char*>(m->payload()), m->len());
+      IntakeVerdict verdict = JudgeIntake(bytes, rules_);
+      if (verdict.reason == DlqReason::kNone) {
+        metrics_.RecordsIn(config_.intake_topic, TypeOf(verdict.envelope)).Increment();
+        SIGNPOST_RETURN_IF_ERROR(producer_->Produce(config_.log_topic, verdict.envelope.domain(),
+                                                    verdict.envelope.SerializeAsString()));
+      } else {
+        metrics_.RecordsIn(config_.intake_topic, "invalid").Increment();
+        metrics_.Dlq(DlqReasonName(verdict.reason)).Increment();
+        spdlog::warn("intake: record {}/{}@{} to the DLQ: {} ({})", m->topic_name(),
+                     m->partition(), m->offset(), DlqReasonName(verdict.reason), verdict.detail);
+        const std::string key = m->key() != nullptr ? *m->key() : std::string();
+        SIGNPOST_RETURN_IF_ERROR(producer_->Produce(
+            config_.dlq_topic, key, std::string(bytes), DlqHeaders(verdict.reason, verdict.detail, *m)));
+      }
+      next[{m->topic_name(), m->partition()}] = m->offset() + 1;
+    }
+    if (records == 0) {
+      return absl::OkStatus();
+    }
+    std::vector<RdKafka::TopicPartition*> offsets;
+    for (const auto& [tp, offset] : next) {
+      offsets.push_back(RdKafka::TopicPartition::create(tp.first, tp.second, offset));
+    }
+    std::string why;
+    const TxnResult r = producer_->SendOffsetsAndCommit(offsets, *consumer_, why);
+    RdKafka::TopicPartition::destroy(offsets);
+    if (r == TxnResult::kFatal) {
+      return absl::InternalError(absl::StrCat("intake transaction: ", why));
+    }
+    if (r == TxnResult::kAborted) {
+      metrics_.TransactionAborts().Increment();
+      spdlog::warn("intake transaction aborted ({}); rewinding to the committed offsets", why);
+      return RewindToCommitted(*consumer_);
+    }
+    return absl::OkStatus();
+  }
+
+  const ServiceConfig& config_;
+  Metrics& metrics_;
+  IntakeRules rules_;
+  std::unique_ptr<TxnProducer> producer_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+};
+
+}  // namespace
+}  // namespace signpost::services
+
+namespace signpost::services {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Routing stage
+
+class RoutingStage : public RdKafka::RebalanceCb {
+ public:
+  RoutingStage(const ServiceConfig& config, Metrics& metrics)
+      : config_(config),
+        metrics_(metrics),
+        resources_(storage::StoreResources::Create(
+            static_cast<std::size_t>(config.memory_budget_mb) << 20)),
+        rules_yaml_(ReadFile(config.rules_file)) {}
+
+  absl::Status Init() {
+    SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(rules_yaml_, config_.rules_file));
+    static_cast<void>(rules);
+    SIGNPOST_ASSIGN_OR_RETURN(producer_, TxnProducer::Create(
+                                             config_, absl::StrCat(config_.group_id, "-router-",
+                                                                   config_.instance_id)));
+    SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id,
+                                                      config_.instance_id, this));
+    if (RdKafka::ErrorCode err = consumer_->subscribe({config_.log_topic});
+        err != RdKafka::ERR_NO_ERROR) {
+      return absl::UnavailableError(absl::StrCat("subscribe: ", RdKafka::err2str(err)));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Run(const std::atomic<bool>& stop) {
+    absl::Status result = absl::OkStatus();
+    next_tick_ = Clock::now();
+    while (!stop && result.ok()) {
+      ServeQueries();
+      result = Batch();
+      if (result.ok()) {
+        result = callback_error_;
+      }
+    }
+    if (result.ok() && producer_->open()) {
+      result = Commit();  // finish the batch in hand
+    }
+    consumer_->close();  // leaves the group; revocation commits nothing more
+    partitions_.clear();
+    ready_ = false;
+    return result.ok() ? callback_error_ : result;
+  }
+
+  [[nodiscard]] bool Ready() const { return ready_; }
+
+  std::string PodsJson() {
+    std::lock_guard<std::mutex> lock(published_mutex_);
+    return pods_json_;
+  }
+
+  // Runs `task` on the routing thread between batches; waits at most 3 s.
+  HttpResponse OnRouterThread(std::function<HttpResponse()> task) {
+    std::packaged_task<HttpResponse()> packaged(std::move(task));
+    std::future<HttpResponse> result = packaged.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mailbox_mutex_);
+      mailbox_.push_back(std::move(packaged));
+    }
+    if (result.wait_for(std::chrono::seconds(3)) != std::future_status::ready) {
+      return {503, "application/problem+json",
+              R"({"title":"Busy","status":503,"detail":"the router did not answer in time"})"};
+    }
+    return result.get();
+  }
+
+  HttpResponse QueryClient(const std::string& client_ref) {
+    return OnRouterThread([this, client_ref]() -> HttpResponse {
+      for (auto& [id, part] : partitions_) {
+        if (const v1::ClientRecord* record = part.store->Clients().Find(client_ref)) {
+          std::string json;
+          static_cast<void>(google::protobuf::util::MessageToJsonString(*record, &json));
+          return {200, "application/json", json};
+        }
+      }
+      return NotHere("client");
+    });
+  }
+
+  HttpResponse QueryReferral(const std::string& referral_id) {
+    return OnRouterThread([this, referral_id]() -> HttpResponse {
+      for (auto& [id, part] : partitions_) {
+        const std::string* client = part.store->Clients().FindReferral(referral_id);
+        if (client == nullptr) {
+          continue;
+        }
+        const v1::ClientRecord* record = part.store->Clients().Find(*client);
+        nlohmann::json out = {{"referral_id", referral_id}, {"partition", id}};
+        out["open"] = nlohmann::json::array();
+        out["history"] = nlohmann::json::array();
+        if (record != nullptr) {
+          for (const auto& o : record->open()) {
+            if (o.referral_id() == referral_id) {
+              out["open"].push_back({{"need", o.need_code()}, {"pod", o.pod_id()},
+                                     {"state", v1::NeedState_Name(o.state())},
+                                     {"since_ms", o.since_ms()}});
+            }
+          }
+          for (const auto& h : record->history()) {
+            if (h.referral_id() == referral_id) {
+              out["history"].push_back({{"need", h.need_code()}, {"pod", h.pod_id()},
+                                        {"kind", v1::HistoryKind_Name(h.kind())},
+                                        {"at_ms", h.at_ms()},
+                                        {"outcome", v1::Outcome_Name(h.outcome())}});
+            }
+          }
+        }
+        return {200, "application/json", out.dump()};
+      }
+      return NotHere("referral");
+    });
+  }
+
+ private:
+  struct Partition {
+    int id = 0;
+    std::unique_ptr<storage::PartitionStore> store;
+    std::unique_ptr<router::Router> router;
+    std::int64_t replay_until = 0;  // offsets below this are applied silently (already decided)
+    bool dirty = false;             // applied since the last store commit
+    std::int64_t next = 0;          // offset after the last record of this batch, 0 if none
+  };
+
+  HttpResponse NotHere(const char* what) {
+    nlohmann::json problem = {{"title", "Not found here"},
+                              {"status", 404},
+                              {"detail", absl::StrCat("no ", what, " with that id in the ",
+                                                      partitions_.size(),
+                                                      " partition(s) this instance owns")}};
+    std::vector<int> owned;
+    for (const auto& [id, part] : partitions_) {
+      owned.push_back(id);
+    }
+    problem["owned_partitions"] = owned;
+    return {404, "application/problem+json", problem.dump()};
+  }
+
+  void ServeQueries() {
+    std::vector<std::packaged_task<HttpResponse()>> tasks;
+    {
+      std::lock_guard<std::mutex> lock(mailbox_mutex_);
+      tasks.swap(mailbox_);
+    }
+    for (auto& task : tasks) {
+      task();
+    }
+  }
+
+  // Opens the partition's store and brings its router to the store's offset; records from
+  // there up to the group's committed offset will be replayed silently.
+  absl::Status Restore(Partition& part, std::int64_t committed) {
+    if (part.store == nullptr) {
+      storage::StoreOptions options;
+      options.path = absl::StrCat(config_.data_dir, "/", config_.log_topic, "-", part.id);
+      options.resources = resources_;
+      SIGNPOST_ASSIGN_OR_RETURN(part.store, storage::PartitionStore::Open(options));
+    }
+    part.store->DiscardUncommitted();
+    std::int64_t applied = part.store->AppliedOffset().Value();
+    if (applied + 1 > committed) {
+      // Local state ahead of the group (a reset group or a recreated topic): rebuild.
+      spdlog::warn("partition {}: local state at offset {} is ahead of the group's {}; rebuilding",
+                   part.id, applied, committed);
+      const std::string path = absl::StrCat(config_.data_dir, "/", config_.log_topic, "-", part.id);
+      part.router.reset();
+      part.store.reset();
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+      return Restore(part, committed);
+    }
+    SIGNPOST_ASSIGN_OR_RETURN(std::optional<v1::RouterSnapshot> state,
+                              part.store->LoadRouterState());
+    if (state.has_value()) {
+      SIGNPOST_ASSIGN_OR_RETURN(part.router,
+                                router::Router::Restore(*state, part.store->Clients()));
+    } else {
+      SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(rules_yaml_, config_.rules_file));
+      part.router = std::make_unique<router::Router>(std::move(rules), part.store->Clients());
+    }
+    part.replay_until = committed;
+    part.dirty = false;
+    part.next = 0;
+    metrics_.RestoreRemaining(part.id).Set(static_cast<double>(committed - applied - 1));
+    spdlog::info("partition {}: state at offset {}, group committed {}, replaying {} records",
+                 part.id, applied, committed, committed - applied - 1);
+    return absl::OkStatus();
+  }
+
+  std::int64_t Committed(int partition) {
+    std::vector<RdKafka::TopicPartition*> tps = {
+        RdKafka::TopicPartition::create(config_.log_topic, partition)};
+    const RdKafka::ErrorCode err = consumer_->committed(tps, 30'000);
+    std::int64_t offset = tps[0]->offset();
+    RdKafka::TopicPartition::destroy(tps);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      callback_error_ = absl::UnavailableError(absl::StrCat("committed: ", RdKafka::err2str(err)));
+      return -1;
+    }
+    return offset < 0 ? 0 : offset;
+  }
+
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      for (RdKafka::TopicPartition* tp : partitions) {
+        Partition& part = partitions_[tp->partition()];
+        part.id = tp->partition();
+        const std::int64_t committed = Committed(part.id);
+        if (absl::Status s = Restore(part, committed); !s.ok()) {
+          callback_error_ = s;
+        }
+        const std::int64_t from = part.store != nullptr ? part.store->AppliedOffset().Value() + 1 : 0;
+        tp->set_offset(from == 0 ? RdKafka::Topic::OFFSET_BEGINNING : from);
+      }
+      std::unique_ptr<RdKafka::Error> e(consumer->incremental_assign(partitions));
+      if (e != nullptr) {
+        callback_error_ = absl::InternalError(absl::StrCat("incremental_assign: ", e->str()));
+      }
+    } else {
+      const bool lost = consumer->assignment_lost();
+      if (producer_->open()) {
+        if (lost) {
+          std::string why;
+          if (producer_->Abort(why) == TxnResult::kFatal) {
+            callback_error_ = absl::InternalError(absl::StrCat("abort: ", why));
+          }
+          metrics_.TransactionAborts().Increment();
+        } else if (absl::Status s = Commit(); !s.ok()) {
+          callback_error_ = s;  // revoke: commit what was processed before giving it up
+        }
+      }
+      for (RdKafka::TopicPartition* tp : partitions) {
+        partitions_.erase(tp->partition());
+      }
+      std::unique_ptr<RdKafka::Error> e(consumer->incremental_unassign(partitions));
+      if (e != nullptr) {
+        callback_error_ = absl::InternalError(absl::StrCat("incremental_unassign: ", e->str()));
+      }
+    }
+    metrics_.AssignedPartitions().Set(static_cast<double>(partitions_.size()));
+    UpdateReady();
+  }
+
+  void UpdateReady() {
+    bool ready = true;
+    for (auto& [id, part] : partitions_) {
+      if (part.router == nullptr || part.router->LastApplied().Value() + 1 < part.replay_until) {
+        ready = false;
+      }
+    }
+    ready_ = ready && joined_;
+  }
+
+  absl::Status Batch() {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(config_.batch_max_ms);
+    int records = 0;
+    while (records < config_.batch_max_records && Clock::now() < deadline) {
+      std::unique_ptr<RdKafka::Message> m(consumer_->consume(records == 0 ? 100 : 5));
+      if (!callback_error_.ok()) {
+        return callback_error_;
+      }
+      joined_ = true;
+      if (m->err() == RdKafka::ERR__TIMED_OUT || m->err() == RdKafka::ERR__PARTITION_EOF) {
+        if (records == 0) {
+          break;
+        }
+        continue;
+      }
+      if (m->err() != RdKafka::ERR_NO_ERROR) {
+        if (m->err() == RdKafka::ERR__FATAL) {
+          return absl::InternalError(absl::StrCat("consumer: ", m->errstr()));
+        }
+        spdlog::warn("consume error: {}", m->errstr());
+        continue;
+      }
+      auto it = partitions_.find(m->partition());
+      if (it == partitions_.end()) {
+        continue;  // a record of a partition revoked meanwhile
+      }
+      ++records;
+      SIGNPOST_RETURN_IF_ERROR(Handle(it->second, *m));
+    }
+    SIGNPOST_RETURN_IF_ERROR(MaybeTick());
+    if (producer_->open()) {
+      SIGNPOST_RETURN_IF_ERROR(Commit());
+    } else {
+      SIGNPOST_RETURN_IF_ERROR(CommitStores());  // replay-only batch: nothing for Kafka
+    }
+    UpdateReady();
+    Publish();
+    return absl::OkStatus();
+  }
+
+  absl::Status Handle(Partition& part, RdKafka::Message& m) {
+    if (m.offset() <= part.router->LastApplied().Value()) {
+      return absl::OkStatus();  // delivered twice (librdkafka 2.0.2 can): nothing changes
+    }
+    const bool replaying = m.offset() < part.replay_until;
+    v1::Envelope& event = event_;
+    if (!event.ParseFromArray(m.payload(), static_cast<int>(m.len()))) {
+      if (!replaying) {
+        SIGNPOST_RETURN_IF_ERROR(producer_->Begin());
+        metrics_.Dlq("unparsable").Increment();
+        const std::string key = m.key() != nullptr ? *m.key() : std::string();
+        SIGNPOST_RETURN_IF_ERROR(producer_->Produce(
+            config_.dlq_topic, key,
+            std::string(static_cast<const char*>(m.payload()), m.len()),
+            DlqHeaders(DlqReason::kUnparsable, "log record is not an Envelope", m)));
+        part.next = m.offset() + 1;
+      }
+      return absl::OkStatus();
+    }
+    out_.Clear();
+    auto applied = part.router->Apply(event, Offset(m.offset()), out_);
+    SIGNPOST_RETURN_IF_ERROR(applied.status());
+    part.dirty = true;
+    if (replaying) {
+      metrics_.Replayed().Increment();
+      return absl::OkStatus();
+    }
+    SIGNPOST_RETURN_IF_ERROR(producer_->Begin());
+    metrics_.RecordsIn(config_.log_topic, TypeOf(event)).Increment();
+    for (std::size_t i = 0; i < out_.size(); ++i) {
+      const v1::Envelope& d = out_[i];
+      SIGNPOST_RETURN_IF_ERROR(
+          producer_->Produce(config_.decisions_topic, DecisionKey(d), d.SerializeAsString()));
+      metrics_.Decisions(TypeOf(d)).Increment();
+      if (d.has_escalated()) {
+        metrics_.Escalations(d.escalated().need_code()).Increment();
+      }
+    }
+    if (event.has_referral_submitted() || event.has_pod_response()) {
+      event_times_.push_back(event.event_time_ms());
+    }
+    part.next = m.offset() + 1;
+    return absl::OkStatus();
+  }
+
+  // Writes a Tick into every owned partition of the log, so timers become part of the log.
+  absl::Status MaybeTick() {
+    if (Clock::now() < next_tick_ || partitions_.empty()) {
+      return absl::OkStatus();
+    }
+    next_tick_ = Clock::now() + std::chrono::milliseconds(config_.tick_interval_ms);
+    for (auto& [id, part] : partitions_) {
+      if (part.router == nullptr || part.router->LastApplied().Value() + 1 < part.replay_until) {
+        continue;  // not restored yet
+      }
+      SIGNPOST_RETURN_IF_ERROR(producer_->Begin());
+      v1::Envelope tick;
+      tick.set_schema_version(1);
+      tick.set_event_id(absl::StrCat("tick/", config_.instance_id, "/", id, "/", ++tick_seq_));
+      tick.set_event_time_ms(WallMs());
+      tick.set_producer(absl::StrCat("router/", config_.instance_id));
+      tick.set_domain(config_.domain);
+      tick.mutable_tick()->set_sequence(tick_seq_);
+      SIGNPOST_RETURN_IF_ERROR(producer_->Produce(config_.log_topic, config_.domain,
+                                                  tick.SerializeAsString(), nullptr, id));
+    }
+    return absl::OkStatus();
+  }
+
+  // Commits the transaction (decisions, DLQ records, ticks and the consumed offsets), then the
+  // state of every partition it touched, each with its offset in one RocksDB batch.
+  absl::Status Commit() {
+    std::vector<RdKafka::TopicPartition*> offsets;
+    for (auto& [id, part] : partitions_) {
+      if (part.next > 0) {
+        offsets.push_back(RdKafka::TopicPartition::create(config_.log_topic, id, part.next));
+      }
+    }
+    std::string why;
+    const auto started = Clock::now();
+    const TxnResult r = producer_->SendOffsetsAndCommit(offsets, *consumer_, why);
+    RdKafka::TopicPartition::destroy(offsets);
+    if (r == TxnResult::kFatal) {
+      return absl::InternalError(absl::StrCat("transaction: ", why));
+    }
+    if (r == TxnResult::kAborted) {
+      metrics_.TransactionAborts().Increment();
+      spdlog::warn("transaction aborted ({}); restoring state and rewinding", why);
+      event_times_.clear();
+      return ResetAfterAbort();
+    }
+    metrics_.CommitLatency().Observe(
+        std::chrono::duration<double>(Clock::now() - started).count());
+    SIGNPOST_RETURN_IF_ERROR(CommitStores());
+    const std::int64_t now = WallMs();
+    for (std::int64_t t : event_times_) {
+      metrics_.EndToEndLatency().Observe(static_cast<double>(std::max<std::int64_t>(0, now - t)) / 1000.0);
+    }
+    event_times_.clear();
+    return absl::OkStatus();
+  }
+
+  absl::Status CommitStores() {
+    for (auto& [id, part] : partitions_) {
+      part.next = 0;
+      if (!part.dirty) {
+        continue;
+      }
+      SIGNPOST_RETURN_IF_ERROR(part.store->ReadStatus());
+      part.router->TakeChanges(changes_);
+      // A storage error here stops the process; the restart replays the gap silently.
+      SIGNPOST_RETURN_IF_ERROR(part.store->Commit(&changes_, part.router->LastApplied()));
+      part.dirty = false;
+      metrics_.RestoreRemaining(id).Set(static_cast<double>(
+          std::max<std::int64_t>(0, part.replay_until - part.router->LastApplied().Value() - 1)));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ResetAfterAbort() {
+    for (auto& [id, part] : partitions_) {
+      const std::int64_t committed = Committed(id);
+      SIGNPOST_RETURN_IF_ERROR(callback_error_);
+      SIGNPOST_RETURN_IF_ERROR(Restore(part, committed));
+      const std::int64_t from = part.store->AppliedOffset().Value() + 1;
+      std::unique_ptr<RdKafka::TopicPartition> tp(RdKafka::TopicPartition::create(
+          config_.log_topic, id, from == 0 ? RdKafka::Topic::OFFSET_BEGINNING : from));
+      if (RdKafka::ErrorCode err = consumer_->seek(*tp, 10'000); err != RdKafka::ERR_NO_ERROR) {
+        return absl::UnavailableError(absl::StrCat("seek: ", RdKafka::err2str(err)));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Gauges and the published pod figures, after each batch.
+  void Publish() {
+    const auto now = Clock::now();
+    if (now < next_publish_) {
+      return;
+    }
+    next_publish_ = now + std::chrono::milliseconds(500);
+    nlohmann::json pods = nlohmann::json::array();
+    for (auto& [id, part] : partitions_) {
+      if (part.router == nullptr) {
+        continue;
+      }
+      const router::Rules& rules = part.router->rules();
+      for (const router::PodFigures& pod : part.router->Pods()) {
+        metrics_.PodOpen(pod.id).Set(pod.open_cost);
+        metrics_.PodCapacity(pod.id).Set(pod.capacity);
+        metrics_.PodUtilisation(pod.id).Set(
+            pod.capacity == 0 ? 0.0 : static_cast<double>(pod.open_cost) / pod.capacity);
+        pods.push_back({{"partition", id},
+                        {"pod", pod.id},
+                        {"status", v1::PodStatus_Name(pod.status)},
+                        {"capacity", pod.capacity},
+                        {"open_cost", pod.open_cost},
+                        {"open_needs", pod.open_needs}});
+      }
+      for (router::NeedIndex n = 0; n < rules.needs.size(); ++n) {
+        metrics_.Waiting(rules.needs[n].code).Set(static_cast<double>(part.router->QueuedCount(n)));
+        metrics_.OldestWaitSeconds(rules.needs[n].code)
+            .Set(static_cast<double>(part.router->OldestWaitMs(n)) / 1000.0);
+      }
+      std::int64_t low = 0;
+      std::int64_t high = 0;
+      if (consumer_->get_watermark_offsets(config_.log_topic, id, &low, &high) ==
+          RdKafka::ERR_NO_ERROR) {
+        metrics_.ConsumerLag(id).Set(static_cast<double>(
+            std::max<std::int64_t>(0, high - part.router->LastApplied().Value() - 1)));
+      }
+    }
+    metrics_.RocksDbMemory().Set(static_cast<double>(resources_->MemoryUsage()));
+    std::lock_guard<std::mutex> lock(published_mutex_);
+    pods_json_ = pods.dump();
+  }
+
+  const ServiceConfig& config_;
+  Metrics& metrics_;
+  std::shared_ptr<storage::StoreResources> resources_;
+  std::string rules_yaml_;
+  std::unique_ptr<TxnProducer> producer_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::map<int, Partition> partitions_;
+  absl::Status callback_error_;
+  std::atomic<bool> ready_{false};
+  bool joined_ = false;
+  router::DecisionBuffer out_;
+  router::RouterChanges changes_;
+  v1::Envelope event_;
+  std::vector<std::int64_t> event_times_;
+  Clock::time_point next_tick_;
+  Clock::time_point next_publish_;
+  std::uint64_t tick_seq_ = 0;
+  std::mutex published_mutex_;
+  std::string pods_json_ = "[]";
+  std::mutex mailbox_mutex_;
+  std::vector<std::packaged_task<HttpResponse()>> mailbox_;
+};
+
+std::string PathParameter(const std::string& target, const std::string& prefix) {
+  std::string rest = target.substr(prefix.size());
+  const std::size_t q = rest.find('?');
+  return q == std::string::npos ? rest : rest.substr(0, q);
+}
+
+}  // namespace
+
+absl::Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
+  Metrics metrics;
+  RoutingStage routing(config, metrics);
+  SIGNPOST_RETURN_IF_ERROR(routing.Init());
+  SIGNPOST_ASSIGN_OR_RETURN(
+      auto http, HttpServer::Start(config.http_listen, [&](const std::string& target) {
+        if (target == "/metrics") {
+          return HttpResponse{200, "text/plain; version=0.0.4", metrics.Serialize()};
+        }
+        if (target == "/healthz") {
+          return HttpResponse{200, "application/json", R"({"status":"alive"})"};
+        }
+        if (target == "/readyz") {
+          return routing.Ready()
+                     ? HttpResponse{200, "application/json", R"({"status":"ready"})"}
+                     : HttpResponse{503, "application/json",
+                                    R"({"status":"restoring or joining the group"})"};
+        }
+        if (target == "/v1/pods") {
+          return HttpResponse{200, "application/json", routing.PodsJson()};
+        }
+        if (target.rfind("/v1/clients/", 0) == 0) {
+          return routing.QueryClient(PathParameter(target, "/v1/clients/"));
+        }
+        if (target.rfind("/v1/referrals/", 0) == 0) {
+          return routing.QueryReferral(PathParameter(target, "/v1/referrals/"));
+        }
+        return HttpResponse{404, "application/problem+json",
+                            R"({"title":"Not Found","status":404})"};
+      }));
+  spdlog::info("http on {} (/metrics /healthz /readyz /v1/pods /v1/clients/<ref> "
+               "/v1/referrals/<id>)", config.http_listen);
+
+  IntakeStage intake(config, metrics);
+  absl::Status intake_result;
+  std::atomic<bool> intake_failed{false};
+  std::atomic<bool> stop_intake{false};
+  std::thread intake_thread([&] {
+    intake_result = intake.Run(stop_intake);
+    if (!intake_result.ok()) {
+      spdlog::error("intake stage stopped: {}", intake_result.ToString());
+      intake_failed = true;
+    }
+  });
+  // The routing stage runs on this thread until stopped or failed; the intake stage follows it.
+  std::atomic<bool> stop_routing{false};
+  std::thread watcher([&] {
+    while (!stop && !intake_failed && !stop_routing) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    stop_routing = true;
+  });
+  absl::Status routing_result = routing.Run(stop_routing);
+  stop_routing = true;
+  stop_intake = true;
+  watcher.join();
+  intake_thread.join();
+  if (!routing_result.ok()) {
+    return routing_result;
+  }
+  return intake_result;
+}
+
+}  // namespace signpost::services
