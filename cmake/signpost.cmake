@@ -36,7 +36,7 @@ function(signpost_cc_test)
   set(props LABELS "${A_LABELS}")
   if(A_KAFKA)
     list(APPEND props FIXTURES_REQUIRED kafka_broker RESOURCE_LOCK kafka_broker_load
-         ENVIRONMENT "SIGNPOST_KAFKA_DIR=${SIGNPOST_TEST_KAFKA_DIR}")
+         ENVIRONMENT "SIGNPOST_BROKER_DIR=${SIGNPOST_TEST_KAFKA_DIR}")
   endif()
   gtest_discover_tests(${A_NAME} DISCOVERY_MODE PRE_TEST PROPERTIES ${props})
 endfunction()

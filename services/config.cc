@@ -224,7 +224,7 @@ absl::StatusOr<ServiceConfig> LoadServiceConfig(const std::string& path,
   }
   // librdkafka checks every property name and value now rather than at first use.
   if (auto conf = MakeClientConf(c.kafka); !conf.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("kafka.", conf.status().message()));
+    return conf.status();
   }
   return c;
 }

@@ -824,16 +824,18 @@ class RoutingStage : public RdKafka::RebalanceCb {
     }
     next_publish_ = now + std::chrono::milliseconds(500);
     nlohmann::json pods = nlohmann::json::array();
+    // Sums over the owned partitions (each may route part of the domains).
+    std::map<std::string, std::pair<double, double>> pod_totals;  // open cost, capacity
+    std::map<std::string, std::pair<double, double>> need_totals;  // waiting, oldest wait s
     for (auto& [id, part] : partitions_) {
       if (part.router == nullptr) {
         continue;
       }
       const router::Rules& rules = part.router->rules();
       for (const router::PodFigures& pod : part.router->Pods()) {
-        metrics_.PodOpen(pod.id).Set(pod.open_cost);
-        metrics_.PodCapacity(pod.id).Set(pod.capacity);
-        metrics_.PodUtilisation(pod.id).Set(
-            pod.capacity == 0 ? 0.0 : static_cast<double>(pod.open_cost) / pod.capacity);
+        auto& t = pod_totals[pod.id];
+        t.first += pod.open_cost;
+        t.second += pod.capacity;
         pods.push_back({{"partition", id},
                         {"pod", pod.id},
                         {"status", v1::PodStatus_Name(pod.status)},
@@ -842,17 +844,30 @@ class RoutingStage : public RdKafka::RebalanceCb {
                         {"open_needs", pod.open_needs}});
       }
       for (router::NeedIndex n = 0; n < rules.needs.size(); ++n) {
-        metrics_.Waiting(rules.needs[n].code).Set(static_cast<double>(part.router->QueuedCount(n)));
-        metrics_.OldestWaitSeconds(rules.needs[n].code)
-            .Set(static_cast<double>(part.router->OldestWaitMs(n)) / 1000.0);
+        auto& t = need_totals[rules.needs[n].code];
+        t.first += static_cast<double>(part.router->QueuedCount(n));
+        t.second = std::max(t.second, static_cast<double>(part.router->OldestWaitMs(n)) / 1000.0);
       }
+      std::vector<RdKafka::TopicPartition*> position = {
+          RdKafka::TopicPartition::create(config_.log_topic, id)};
       std::int64_t low = 0;
       std::int64_t high = 0;
-      if (consumer_->get_watermark_offsets(config_.log_topic, id, &low, &high) ==
-          RdKafka::ERR_NO_ERROR) {
-        metrics_.ConsumerLag(id).Set(static_cast<double>(
-            std::max<std::int64_t>(0, high - part.router->LastApplied().Value() - 1)));
+      if (consumer_->position(position) == RdKafka::ERR_NO_ERROR && position[0]->offset() >= 0 &&
+          consumer_->get_watermark_offsets(config_.log_topic, id, &low, &high) ==
+              RdKafka::ERR_NO_ERROR) {
+        metrics_.ConsumerLag(id).Set(
+            static_cast<double>(std::max<std::int64_t>(0, high - position[0]->offset())));
       }
+      RdKafka::TopicPartition::destroy(position);
+    }
+    for (const auto& [pod, t] : pod_totals) {
+      metrics_.PodOpen(pod).Set(t.first);
+      metrics_.PodCapacity(pod).Set(t.second);
+      metrics_.PodUtilisation(pod).Set(t.second == 0 ? 0.0 : t.first / t.second);
+    }
+    for (const auto& [need, t] : need_totals) {
+      metrics_.Waiting(need).Set(t.first);
+      metrics_.OldestWaitSeconds(need).Set(t.second);
     }
     metrics_.RocksDbMemory().Set(static_cast<double>(resources_->MemoryUsage()));
     std::lock_guard<std::mutex> lock(published_mutex_);

@@ -12,10 +12,10 @@
 namespace signpost::testing {
 
 absl::StatusOr<std::string> TestBrokerBootstrap() {
-  const char* dir = std::getenv("SIGNPOST_KAFKA_DIR");
+  const char* dir = std::getenv("SIGNPOST_BROKER_DIR");
   if (dir == nullptr || *dir == '\0') {
     return absl::FailedPreconditionError(
-        "SIGNPOST_KAFKA_DIR is not set: run this test through ctest, whose kafka_broker fixture "
+        "SIGNPOST_BROKER_DIR is not set: run this test through ctest, whose kafka_broker fixture "
         "starts the broker with scripts/kafka");
   }
   std::ifstream in(absl::StrCat(dir, "/port"));

@@ -10,7 +10,7 @@
 
 namespace signpost::testing {
 
-// "127.0.0.1:<port>" of the fixture's broker, read from $SIGNPOST_KAFKA_DIR/port. Returns
+// "127.0.0.1:<port>" of the fixture's broker, read from $SIGNPOST_BROKER_DIR/port. Returns
 // kFailedPrecondition when there is none: callers fail the test, they never skip it.
 [[nodiscard]] absl::StatusOr<std::string> TestBrokerBootstrap();
 

@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: Apache-2.0
+// signpost: the command line for operators and the demo.
+//   signpost topics   create Signpost's topics
+//   signpost load     publish a spring-2020-shaped surge and a bulk shielding-list import
+//   signpost summary  read the committed decisions and print what happened
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <random>
+#include <set>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "librdkafka/rdkafkacpp.h"
+#include "services/kafka/client_config.h"
+#include "services/kafka/topics.h"
+#include "signpost/v1/envelope.pb.h"
+
+namespace {
+
+using signpost::services::KafkaProperties;
+using signpost::services::MakeClientConf;
+
+std::int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The May 2020 referral mix of the B&NES hub (Figure U7), by need code.
+const std::vector<std::pair<const char*, int>> kMayMix = {
+    {"community-volunteer", 444}, {"food", 146}, {"enhanced-triage", 123},
+    {"logistics-transport", 115}, {"shielding-welfare-check", 15}, {"mental-wellbeing", 58},
+    {"money-work", 45}, {"housing", 11}, {"general-wellbeing", 6}, {"public-health", 5},
+    {"council-services", 5}, {"social-care", 2}, {"discharge-support", 1},
+    {"family-support", 2}, {"health-access", 1}, {"social-prescribing", 1}};
+
+int Topics(const std::string& bootstrap, int partitions) {
+  const absl::Status s = signpost::services::CreateTopics(
+      {{"bootstrap.servers", bootstrap}}, signpost::services::SignpostTopics(partitions, 1), 30'000);
+  if (!s.ok()) {
+    std::cerr << "signpost topics: " << s << "\n";
+    return 1;
+  }
+  std::cout << "topics ready (" << partitions << " partitions each)\n";
+  return 0;
+}
+
+int Load(const std::string& bootstrap, const std::string& topic, int referrals, int shielding,
+         std::uint64_t seed) {
+  auto conf = MakeClientConf({{"bootstrap.servers", bootstrap},
+                              {"enable.idempotence", "true"},
+                              {"acks", "all"},
+                              {"linger.ms", "10"},
+                              {"batch.num.messages", "10000"}});
+  if (!conf.ok()) {
+    std::cerr << conf.status() << "\n";
+    return 1;
+  }
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf->get(), error));
+  if (producer == nullptr) {
+    std::cerr << error << "\n";
+    return 1;
+  }
+  std::mt19937_64 rng(seed);
+  int total_weight = 0;
+  for (const auto& [need, weight] : kMayMix) {
+    total_weight += weight;
+  }
+  static const char* kOutward[] = {"BA1", "BA2", "BA2", "BA1", "BA3", "BS31", "BS39", "BS40"};
+  auto send = [&](int n, const std::string& need, signpost::v1::Source source,
+                  signpost::v1::Urgency urgency) {
+    signpost::v1::Envelope e;
+    e.set_schema_version(1);
+    e.set_event_id(absl::StrCat("demo-", seed, "-", n));
+    e.set_event_time_ms(WallMs());
+    e.set_producer("signpost-cli/load");
+    auto* r = e.mutable_referral_submitted();
+    r->set_referral_id(absl::StrCat("demo-ref-", seed, "-", n));
+    // Pseudonymous client refs; a few clients are referred more than once.
+    r->set_client_ref(absl::StrCat("client-", rng() % static_cast<std::uint64_t>(
+                                                  std::max(1, (referrals + shielding) * 9 / 10))));
+    r->set_source(source);
+    r->add_needs()->set_code(need);
+    r->set_urgency(urgency);
+    r->set_postcode_outward(kOutward[rng() % 8]);
+    r->set_birth_year(1925 + static_cast<std::uint32_t>(rng() % 75));
+    r->add_consent(signpost::v1::CONSENT_SCOPE_SHARE_WITH_PODS);
+    if (rng() % 10 != 0) {
+      r->add_consent(signpost::v1::CONSENT_SCOPE_VOLUNTEER_CONTACT);
+    }
+    if (source == signpost::v1::SOURCE_LIST_IMPORT) {
+      r->add_flags(signpost::v1::CLIENT_FLAG_SHIELDING);
+    }
+    const std::string value = e.SerializeAsString();
+    const std::string& key = r->client_ref();
+    while (true) {
+      const RdKafka::ErrorCode err = producer->produce(
+          topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+          const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0, nullptr);
+      if (err == RdKafka::ERR_NO_ERROR) {
+        break;
+      }
+      if (err != RdKafka::ERR__QUEUE_FULL) {
+        std::cerr << "produce: " << RdKafka::err2str(err) << "\n";
+        return false;
+      }
+      producer->poll(10);
+    }
+    return true;
+  };
+  const auto started = std::chrono::steady_clock::now();
+  int n = 0;
+  for (int i = 0; i < referrals; ++i, ++n) {
+    int pick = static_cast<int>(rng() % static_cast<std::uint64_t>(total_weight));
+    const char* need = kMayMix[0].first;
+    for (const auto& [code, weight] : kMayMix) {
+      if ((pick -= weight) < 0) {
+        need = code;
+        break;
+      }
+    }
+    const auto urgency = rng() % 10 == 0 ? signpost::v1::URGENCY_URGENT : signpost::v1::URGENCY_ROUTINE;
+    if (!send(n, need, signpost::v1::SOURCE_HUB_TRIAGE, urgency)) {
+      return 1;
+    }
+  }
+  for (int i = 0; i < shielding; ++i, ++n) {
+    if (!send(n, "shielding-welfare-check", signpost::v1::SOURCE_LIST_IMPORT,
+              signpost::v1::URGENCY_SOON)) {
+      return 1;
+    }
+  }
+  if (producer->flush(120'000) != RdKafka::ERR_NO_ERROR) {
+    std::cerr << "signpost load: not every record was acknowledged\n";
+    return 1;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::cout << "published " << referrals << " surge referrals and a shielding list of "
+            << shielding << " in " << seconds << " s\n";
+  return 0;
+}
+
+double Percentile(std::vector<std::int64_t>& v, double p) {
+  if (v.empty()) {
+    return 0;
+  }
+  std::sort(v.begin(), v.end());
+  return static_cast<double>(v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))]);
+}
+
+int Summary(const std::string& bootstrap, const std::string& topic, int expect, int timeout_s,
+            const std::string& metrics_url) {
+  auto conf = MakeClientConf({{"bootstrap.servers", bootstrap},
+                              {"group.id", absl::StrCat("signpost-summary-", WallMs())},
+                              {"isolation.level", "read_committed"},
+                              {"auto.offset.reset", "earliest"},
+                              {"enable.auto.commit", "false"}});
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf->get(), error));
+  if (consumer == nullptr || consumer->subscribe({topic}) != RdKafka::ERR_NO_ERROR) {
+    std::cerr << "signpost summary: " << error << "\n";
+    return 1;
+  }
+  std::map<std::string, int> routed_by_pod, queued_by_need, escalated_by_need;
+  std::set<std::string> decided;  // referral/need with a first decision
+  std::vector<std::int64_t> latency;
+  std::int64_t first_ms = 0;
+  std::int64_t last_ms = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  signpost::v1::Envelope d;
+  while (static_cast<int>(decided.size()) < expect && std::chrono::steady_clock::now() < deadline) {
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(500));
+    if (m->err() != RdKafka::ERR_NO_ERROR ||
+        !d.ParseFromArray(m->payload(), static_cast<int>(m->len()))) {
+      continue;
+    }
+    const std::int64_t now = WallMs();
+    std::string key;
+    if (d.has_routed()) {
+      key = d.routed().referral_id() + "/" + d.routed().need_code();
+      ++routed_by_pod[d.routed().pod_id()];
+    } else if (d.has_queued()) {
+      key = d.queued().referral_id() + "/" + d.queued().need_code();
+      if (decided.contains(key)) {
+        continue;
+      }
+      ++queued_by_need[d.queued().need_code()];
+    } else if (d.has_escalated()) {
+      key = d.escalated().referral_id() + "/" + d.escalated().need_code();
+      ++escalated_by_need[d.escalated().need_code()];
+    } else {
+      continue;
+    }
+    if (decided.insert(key).second) {
+      latency.push_back(now - d.event_time_ms());
+      first_ms = first_ms == 0 ? d.event_time_ms() : std::min(first_ms, d.event_time_ms());
+      last_ms = std::max(last_ms, now);
+    }
+  }
+  consumer->close();
+  std::cout << "\n=== Signpost demo summary ===\n";
+  std::cout << "needs decided: " << decided.size() << " of " << expect << "\n";
+  std::cout << "\nrouted, by pod:\n";
+  for (const auto& [pod, n] : routed_by_pod) {
+    std::cout << "  " << pod << ": " << n << "\n";
+  }
+  std::cout << "\nwaiting (first decision queued), by need:\n";
+  for (const auto& [need, n] : queued_by_need) {
+    std::cout << "  " << need << ": " << n << "\n";
+  }
+  std::cout << "\nescalated, by need:\n";
+  for (const auto& [need, n] : escalated_by_need) {
+    std::cout << "  " << need << ": " << n << "\n";
+  }
+  const double seconds = static_cast<double>(std::max<std::int64_t>(1, last_ms - first_ms)) / 1000.0;
+  std::cout << "\nthroughput: " << static_cast<std::int64_t>(static_cast<double>(decided.size()) / seconds)
+            << " needs decided/s (first submit to last decision visible, " << seconds << " s)\n";
+  std::cout << "latency submit -> decision visible (read_committed): p50 "
+            << Percentile(latency, 0.50) << " ms, p99 " << Percentile(latency, 0.99) << " ms\n";
+  std::cout << "metrics were at " << metrics_url << "\n";
+  return static_cast<int>(decided.size()) == expect ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"signpost: Signpost's command line"};
+  app.require_subcommand(1);
+  std::string bootstrap = "127.0.0.1:9092";
+  app.add_option("-b,--bootstrap", bootstrap, "Kafka bootstrap servers");
+
+  int partitions = 3;
+  auto* topics = app.add_subcommand("topics", "create Signpost's topics");
+  topics->add_option("--partitions", partitions, "partitions per topic");
+
+  int referrals = 20'000;
+  int shielding = 50'000;
+  std::uint64_t seed = 1;
+  std::string intake_topic = signpost::services::kIntakeTopic;
+  auto* load = app.add_subcommand("load", "publish a surge and a shielding-list import");
+  load->add_option("--referrals", referrals, "surge referrals in the May 2020 mix");
+  load->add_option("--shielding", shielding, "welfare checks of the bulk shielding import");
+  load->add_option("--seed", seed, "seed of the generated load");
+  load->add_option("--topic", intake_topic, "the intake topic");
+
+  int expect = 0;
+  int timeout = 120;
+  std::string decisions_topic = signpost::services::kDecisionsTopic;
+  std::string metrics_url = "http://127.0.0.1:9464/metrics";
+  auto* summary = app.add_subcommand("summary", "read the committed decisions and summarise");
+  summary->add_option("--expect", expect, "needs to wait for")->required();
+  summary->add_option("--timeout", timeout, "seconds to wait at most");
+  summary->add_option("--topic", decisions_topic, "the decisions topic");
+  summary->add_option("--metrics-url", metrics_url, "where /metrics is, for the report");
+  CLI11_PARSE(app, argc, argv);
+
+  if (topics->parsed()) {
+    return Topics(bootstrap, partitions);
+  }
+  if (load->parsed()) {
+    return Load(bootstrap, intake_topic, referrals, shielding, seed);
+  }
+  return Summary(bootstrap, decisions_topic, expect, timeout, metrics_url);
+}
