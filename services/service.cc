@@ -561,13 +561,11 @@ class RoutingStage : public RdKafka::RebalanceCb {
     }
     SIGNPOST_ASSIGN_OR_RETURN(std::optional<v1::RouterSnapshot> state,
                               part.store->LoadRouterState());
+    part.router.reset();
     if (state.has_value()) {
       SIGNPOST_ASSIGN_OR_RETURN(part.router,
                                 router::Router::Restore(*state, part.store->Clients()));
-    } else {
-      SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(rules_yaml_, config_.rules_file));
-      part.router = std::make_unique<router::Router>(std::move(rules), part.store->Clients());
-    }
+    }  // else: a router starts with the partition's first record (see Handle)
     part.replay_until = committed;
     part.dirty = false;
     part.next = 0;
@@ -632,12 +630,31 @@ class RoutingStage : public RdKafka::RebalanceCb {
     UpdateReady();
   }
 
+  // Offset of the next record the consumer will return for `partition` (-1 if unknown).
+  std::int64_t Position(int partition) {
+    std::vector<RdKafka::TopicPartition*> tps = {
+        RdKafka::TopicPartition::create(config_.log_topic, partition)};
+    std::int64_t offset = -1;
+    if (consumer_->position(tps) == RdKafka::ERR_NO_ERROR) {
+      offset = tps[0]->offset();
+    }
+    RdKafka::TopicPartition::destroy(tps);
+    return offset;
+  }
+
+  // Whether everything the group already committed has been replayed into the state.
+  [[nodiscard]] bool Restored(Partition& part) {
+    if (part.replay_until == 0) {
+      return true;
+    }
+    const std::int64_t applied = part.router == nullptr ? -1 : part.router->LastApplied().Value();
+    return applied + 1 >= part.replay_until || Position(part.id) >= part.replay_until;
+  }
+
   void UpdateReady() {
     bool ready = true;
     for (auto& [id, part] : partitions_) {
-      if (part.router == nullptr || part.router->LastApplied().Value() + 1 < part.replay_until) {
-        ready = false;
-      }
+      ready = ready && Restored(part);
     }
     ready_ = ready && joined_;
   }
@@ -683,6 +700,10 @@ class RoutingStage : public RdKafka::RebalanceCb {
   }
 
   absl::Status Handle(Partition& part, RdKafka::Message& m) {
+    if (part.router == nullptr) {
+      SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(rules_yaml_, config_.rules_file));
+      part.router = std::make_unique<router::Router>(std::move(rules), part.store->Clients());
+    }
     if (m.offset() <= part.router->LastApplied().Value()) {
       return absl::OkStatus();  // delivered twice (librdkafka 2.0.2 can): nothing changes
     }
@@ -734,8 +755,8 @@ class RoutingStage : public RdKafka::RebalanceCb {
     }
     next_tick_ = Clock::now() + std::chrono::milliseconds(config_.tick_interval_ms);
     for (auto& [id, part] : partitions_) {
-      if (part.router == nullptr || part.router->LastApplied().Value() + 1 < part.replay_until) {
-        continue;  // not restored yet
+      if (part.router == nullptr || !Restored(part)) {
+        continue;  // no domain routed here yet, or not restored yet
       }
       SIGNPOST_RETURN_IF_ERROR(producer_->Begin());
       v1::Envelope tick;
@@ -787,7 +808,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
   absl::Status CommitStores() {
     for (auto& [id, part] : partitions_) {
       part.next = 0;
-      if (!part.dirty) {
+      if (!part.dirty || part.router == nullptr) {
         continue;
       }
       SIGNPOST_RETURN_IF_ERROR(part.store->ReadStatus());
@@ -796,7 +817,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
       SIGNPOST_RETURN_IF_ERROR(part.store->Commit(&changes_, part.router->LastApplied()));
       part.dirty = false;
       metrics_.RestoreRemaining(id).Set(static_cast<double>(
-          std::max<std::int64_t>(0, part.replay_until - part.router->LastApplied().Value() - 1)));
+          Restored(part) ? 0 : part.replay_until - part.router->LastApplied().Value() - 1));
     }
     return absl::OkStatus();
   }
