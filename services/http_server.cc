@@ -3,6 +3,8 @@
 
 #include <sys/socket.h>
 
+#include <utility>  // Boost 1.74 asio needs std::exchange declared first under C++20
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>

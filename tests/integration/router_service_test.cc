@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: Apache-2.0
+// The router service end to end on the real broker: referrals, pod answers and poison records
+// into signpost.intake.v1; committed decisions out (read_committed) must be exactly those of a
+// clean replay of the committed log, across a restart; poison lands in the DLQ with its reason;
+// /metrics answers with the documented metrics.
+#include <utility>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "librdkafka/rdkafkacpp.h"
+#include "router/router.h"
+#include "services/config.h"
+#include "services/kafka/topics.h"
+#include "services/service.h"
+#include "tests/testing/events.h"
+#include "tests/testing/kafka_test_env.h"
+
+namespace signpost::services {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Record {
+  int partition = 0;
+  std::int64_t offset = 0;
+  std::string key;
+  std::string value;
+  std::map<std::string, std::string> headers;
+};
+
+std::int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Every committed record of `topic`, partition by partition in offset order.
+std::vector<Record> ReadAll(const KafkaProperties& base, const std::string& topic) {
+  KafkaProperties props = base;
+  props["group.id"] = testing::UniqueName("reader");
+  props["isolation.level"] = "read_committed";
+  props["auto.offset.reset"] = "earliest";
+  props["enable.auto.commit"] = "false";
+  props["enable.partition.eof"] = "true";
+  auto conf = MakeClientConf(props);
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), error));
+  EXPECT_EQ(consumer->subscribe({topic}), RdKafka::ERR_NO_ERROR);
+  std::vector<Record> out;
+  std::set<int> at_end;
+  int partitions = -1;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         (partitions < 0 || static_cast<int>(at_end.size()) < partitions)) {
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(200));
+    if (partitions < 0) {
+      std::vector<RdKafka::TopicPartition*> assignment;
+      consumer->assignment(assignment);
+      if (!assignment.empty()) {
+        partitions = static_cast<int>(assignment.size());
+      }
+      RdKafka::TopicPartition::destroy(assignment);
+    }
+    if (m->err() == RdKafka::ERR__PARTITION_EOF) {
+      at_end.insert(m->partition());
+    } else if (m->err() == RdKafka::ERR_NO_ERROR) {
+      at_end.erase(m->partition());
+      Record r{m->partition(), m->offset(), m->key() ? *m->key() : "",
+               std::string(static_cast<const char*>(m->payload()), m->len()), {}};
+      if (m->headers() != nullptr) {
+        for (const auto& h : m->headers()->get_all()) {
+          r.headers[h.key()] = std::string(static_cast<const char*>(h.value()), h.value_size());
+        }
+      }
+      out.push_back(std::move(r));
+    }
+  }
+  consumer->close();
+  std::stable_sort(out.begin(), out.end(), [](const Record& a, const Record& b) {
+    return std::tie(a.partition, a.offset) < std::tie(b.partition, b.offset);
+  });
+  return out;
+}
+
+std::string HttpGet(int port, const std::string& target) {
+  namespace beast = boost::beast;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  beast::error_code ec;
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
+  if (ec) {
+    return "";
+  }
+  beast::http::request<beast::http::empty_body> request{beast::http::verb::get, target, 11};
+  request.set(beast::http::field::host, "127.0.0.1");
+  beast::http::write(socket, request, ec);
+  beast::flat_buffer buffer;
+  beast::http::response<beast::http::string_body> response;
+  beast::http::read(socket, buffer, response, ec);
+  return ec ? "" : absl::StrCat(response.result_int(), " ", response.body());
+}
+
+int FreePort() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+class RouterServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto base = testing::TestClientProperties();
+    ASSERT_TRUE(base.ok()) << base.status();
+    base_ = *base;
+    const std::string suffix = testing::UniqueName("svc");
+    config_.kafka = base_;
+    config_.instance_id = suffix;
+    config_.group_id = "g-" + suffix;
+    config_.domain = "banes";
+    config_.domain_prefixes = {"BA1", "BA2", "BA3", "BS31", "BS39", "BS40"};
+    config_.rules_file = SIGNPOST_EXAMPLE_RULES;
+    config_.intake_topic = "intake-" + suffix;
+    config_.log_topic = "log-" + suffix;
+    config_.decisions_topic = "decisions-" + suffix;
+    config_.dlq_topic = "dlq-" + suffix;
+    config_.batch_max_ms = 50;
+    config_.tick_interval_ms = 200;
+    config_.memory_budget_mb = 32;
+    port_ = FreePort();
+    config_.http_listen = absl::StrCat("127.0.0.1:", port_);
+    char pattern[] = "/tmp/signpost-svc-XXXXXX";
+    config_.data_dir = mkdtemp(pattern);
+    ASSERT_TRUE(CreateTopics(base_,
+                             {{config_.intake_topic, 2, 1, {}},
+                              {config_.log_topic, 2, 1, {}},
+                              {config_.decisions_topic, 2, 1, {}},
+                              {config_.dlq_topic, 1, 1, {}}},
+                             30'000)
+                    .ok());
+  }
+  void TearDown() override {
+    StopService();
+    std::filesystem::remove_all(config_.data_dir);
+  }
+
+  void StartService() {
+    stop_ = false;
+    service_ = std::thread([this] { result_ = RunService(config_, stop_); });
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < deadline &&
+           HttpGet(port_, "/readyz").rfind("200", 0) != 0) {
+      std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_EQ(HttpGet(port_, "/readyz").substr(0, 3), "200") << "service not ready in 60 s";
+  }
+  void StopService() {
+    if (service_.joinable()) {
+      stop_ = true;
+      service_.join();
+      EXPECT_TRUE(result_.ok()) << result_;
+    }
+  }
+
+  void Publish(const std::vector<std::pair<std::string, std::string>>& records) {
+    auto conf = MakeClientConf(base_);
+    std::string error;
+    std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf->get(), error));
+    for (const auto& [key, value] : records) {
+      ASSERT_EQ(p->produce(config_.intake_topic, RdKafka::Topic::PARTITION_UA,
+                           RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
+                           value.size(), key.data(), key.size(), 0, nullptr),
+                RdKafka::ERR_NO_ERROR);
+    }
+    ASSERT_EQ(p->flush(30'000), RdKafka::ERR_NO_ERROR);
+  }
+
+  // Decisions until `referrals` referrals each have a first decision (or 60 s pass).
+  std::vector<Record> AwaitDecisions(std::size_t referrals) {
+    std::vector<Record> decisions;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      decisions = ReadAll(base_, config_.decisions_topic);
+      std::set<std::string> decided;
+      v1::Envelope d;
+      for (const Record& r : decisions) {
+        d.ParseFromString(r.value);
+        if (d.has_routed()) decided.insert(d.routed().referral_id());
+        if (d.has_queued()) decided.insert(d.queued().referral_id());
+        if (d.has_escalated()) decided.insert(d.escalated().referral_id());
+      }
+      if (decided.size() >= referrals) {
+        break;
+      }
+      std::this_thread::sleep_for(300ms);
+    }
+    return decisions;
+  }
+
+  // The decisions a clean run over the committed log makes, serialized and sorted.
+  std::vector<std::string> Replay() {
+    std::ifstream in(SIGNPOST_EXAMPLE_RULES);
+    std::stringstream yaml;
+    yaml << in.rdbuf();
+    std::map<int, std::unique_ptr<router::Router>> routers;
+    std::map<int, std::unique_ptr<router::InMemoryClientStore>> stores;
+    std::vector<std::string> out;
+    router::DecisionBuffer buffer;
+    v1::Envelope event;
+    for (const Record& r : ReadAll(base_, config_.log_topic)) {
+      if (!routers.contains(r.partition)) {
+        stores[r.partition] = std::make_unique<router::InMemoryClientStore>();
+        routers[r.partition] = std::make_unique<router::Router>(
+            *router::LoadRules(yaml.str(), "rules"), *stores[r.partition]);
+      }
+      EXPECT_TRUE(event.ParseFromString(r.value));
+      buffer.Clear();
+      EXPECT_TRUE(routers[r.partition]->Apply(event, Offset(r.offset), buffer).ok());
+      for (std::size_t i = 0; i < buffer.size(); ++i) {
+        out.push_back(buffer[i].SerializeAsString());
+      }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  static std::vector<std::string> Values(const std::vector<Record>& records) {
+    std::vector<std::string> out;
+    for (const Record& r : records) {
+      out.push_back(r.value);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  KafkaProperties base_;
+  ServiceConfig config_;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread service_;
+  absl::Status result_;
+};
+
+std::vector<std::pair<std::string, std::string>> Referrals(testing::EventFactory& events,
+                                                           int from, int count) {
+  static const char* kNeeds[] = {"community-volunteer", "food", "enhanced-triage", "housing",
+                                 "logistics-transport", "mental-wellbeing", "knitting"};
+  static const char* kOutward[] = {"BA1", "BA2", "BS31", "BA3"};
+  std::vector<std::pair<std::string, std::string>> out;
+  for (int i = from; i < from + count; ++i) {
+    events.SetNow(WallMs());
+    v1::Envelope e = events.Referral(absl::StrCat("ref-", i), absl::StrCat("client-", i % 37),
+                                     {kNeeds[i % 7]}, kOutward[i % 4]);
+    e.clear_domain();
+    out.emplace_back(e.referral_submitted().client_ref(), e.SerializeAsString());
+  }
+  return out;
+}
+
+TEST_F(RouterServiceTest, DecisionsAreExactlyThoseOfACleanReplayAcrossARestart) {
+  StartService();
+  testing::EventFactory events;
+  auto records = Referrals(events, 0, 400);
+  // Poison: not protobuf, a future schema version, a full postcode, another domain.
+  records.emplace_back("k1", "\x08\x01garbage\xff");
+  v1::Envelope future = events.Referral("ref-x", "client-x", {"food"}, "BA1");
+  future.set_schema_version(9);
+  records.emplace_back("k2", future.SerializeAsString());
+  v1::Envelope full = events.Referral("ref-y", "client-y", {"food"}, "BA2 4QH");
+  full.clear_domain();
+  records.emplace_back("k3", full.SerializeAsString());
+  v1::Envelope elsewhere = events.Referral("ref-z", "client-z", {"food"}, "SN1");
+  elsewhere.clear_domain();
+  records.emplace_back("k4", elsewhere.SerializeAsString());
+  Publish(records);
+  std::vector<Record> decisions = AwaitDecisions(400);
+  ASSERT_FALSE(decisions.empty());
+
+  // Pod answers for the first 40 routed needs: accepted, then completed.
+  std::vector<std::pair<std::string, std::string>> answers;
+  v1::Envelope d;
+  for (const Record& r : decisions) {
+    d.ParseFromString(r.value);
+    if (d.has_routed() && answers.size() < 80) {
+      v1::Envelope a = events.Accept(d.routed().referral_id(), d.routed().need_code(), d.routed().pod_id());
+      v1::Envelope c = events.Complete(d.routed().referral_id(), d.routed().need_code(), d.routed().pod_id());
+      a.clear_domain();
+      c.clear_domain();
+      answers.emplace_back(d.routed().pod_id(), a.SerializeAsString());
+      answers.emplace_back(d.routed().pod_id(), c.SerializeAsString());
+    }
+  }
+  ASSERT_EQ(answers.size(), 80u);
+  // Ordered within one intake partition, so each accept precedes its completion.
+  auto conf = MakeClientConf(base_);
+  std::string error;
+  {
+    std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf->get(), error));
+    for (const auto& [key, value] : answers) {
+      ASSERT_EQ(p->produce(config_.intake_topic, 0, RdKafka::Producer::RK_MSG_COPY,
+                           const_cast<char*>(value.data()), value.size(), key.data(), key.size(),
+                           0, nullptr),
+                RdKafka::ERR_NO_ERROR);
+    }
+    ASSERT_EQ(p->flush(30'000), RdKafka::ERR_NO_ERROR);
+  }
+  std::this_thread::sleep_for(2s);
+  const std::string metrics = HttpGet(port_, "/metrics");
+  for (const char* name :
+       {"signpost_records_in_total", "signpost_decisions_total{outcome=\"routed\"}",
+        "signpost_dlq_total{reason=\"unparsable\"}", "signpost_dlq_total{reason=\"schema_version\"}",
+        "signpost_dlq_total{reason=\"invalid_referral\"}", "signpost_dlq_total{reason=\"unknown_domain\"}",
+        "signpost_pod_open_cost", "signpost_pod_capacity", "signpost_pod_utilisation_ratio",
+        "signpost_need_waiting", "signpost_need_oldest_wait_seconds",
+        "signpost_end_to_end_latency_seconds_bucket", "signpost_transaction_commit_seconds_bucket",
+        "signpost_transaction_aborts_total", "signpost_consumer_lag_records",
+        "signpost_rocksdb_memory_bytes", "signpost_assigned_partitions"}) {
+    EXPECT_THAT(metrics, ::testing::HasSubstr(name));
+  }
+  EXPECT_EQ(metrics.find("client-"), std::string::npos) << "no client refs in metric labels";
+  StopService();
+
+  // Restart on the same state and carry on.
+  StartService();
+  Publish(Referrals(events, 400, 100));
+  decisions = AwaitDecisions(500);
+  StopService();
+
+  decisions = ReadAll(base_, config_.decisions_topic);
+  std::set<std::string> ids;
+  for (const Record& r : decisions) {
+    d.ParseFromString(r.value);
+    EXPECT_TRUE(ids.insert(d.event_id()).second) << "duplicate decision " << d.event_id();
+  }
+  const std::vector<std::string> replay = Replay();
+  EXPECT_EQ(Values(decisions).size(), replay.size());
+  EXPECT_TRUE(Values(decisions) == replay) << "committed decisions differ from a clean replay";
+
+  const std::vector<Record> dlq = ReadAll(base_, config_.dlq_topic);
+  ASSERT_EQ(dlq.size(), 4u);
+  std::multiset<std::string> reasons;
+  for (const Record& r : dlq) {
+    reasons.insert(r.headers.at("signpost.dlq.reason"));
+    EXPECT_EQ(r.headers.at("signpost.dlq.source.topic"), config_.intake_topic);
+    EXPECT_FALSE(r.headers.at("signpost.dlq.source.offset").empty());
+  }
+  EXPECT_EQ(reasons, (std::multiset<std::string>{"invalid_referral", "schema_version",
+                                                 "unknown_domain", "unparsable"}));
+  EXPECT_EQ(dlq[0].value.empty(), false);
+}
+
+}  // namespace
+}  // namespace signpost::services
