@@ -156,10 +156,11 @@ absl::StatusOr<ApplyResult> Router::Apply(const v1::Envelope& event, Offset offs
 v1::Envelope& Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body) {
   v1::Envelope& e = out.Add(body);
   e.set_schema_version(1);
+  // <domain>/<log offset>/<n>: unique and the same on every replay, even when inputs reuse an
+  // event id (a retried submission, a restarted ticker).
   std::string* id = e.mutable_event_id();
-  id->assign(cause_->event_id());
-  id->push_back('/');
-  absl::StrAppend(id, decisions_in_apply_++);
+  id->assign(cause_->domain());
+  absl::StrAppend(id, "/", last_applied_.Value(), "/", decisions_in_apply_++);
   e.set_event_time_ms(now_ms_);
   e.set_producer("router");
   e.set_trace_id(cause_->trace_id());

@@ -761,8 +761,10 @@ class RoutingStage : public RdKafka::RebalanceCb {
       SIGNPOST_RETURN_IF_ERROR(producer_->Begin());
       v1::Envelope tick;
       tick.set_schema_version(1);
-      tick.set_event_id(absl::StrCat("tick/", config_.instance_id, "/", id, "/", ++tick_seq_));
-      tick.set_event_time_ms(WallMs());
+      const std::int64_t now_ms = WallMs();
+      tick.set_event_id(
+          absl::StrCat("tick/", config_.instance_id, "/", id, "/", now_ms, "-", ++tick_seq_));
+      tick.set_event_time_ms(now_ms);
       tick.set_producer(absl::StrCat("router/", config_.instance_id));
       tick.set_domain(config_.domain);
       tick.mutable_tick()->set_sequence(tick_seq_);

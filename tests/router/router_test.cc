@@ -137,7 +137,7 @@ TEST_F(RouterTest, RoutesToTheLocalPodFirstAndExplainsWhy) {
   ASSERT_THAT(routed.rejected(), SizeIs(1));
   EXPECT_EQ(routed.rejected(0).pod_id(), "food-keynsham");
   EXPECT_EQ(routed.rejected(0).reason(), v1::CANDIDATE_REJECTION_OUTSIDE_COVERAGE);
-  EXPECT_EQ(d[0].event_id(), "e0/0");
+  EXPECT_EQ(d[0].event_id(), "banes/0/0");  // domain / log offset / index
 }
 
 TEST_F(RouterTest, WaitsWhenLocalPodsAreFullThenMovesToTheNextTarget) {

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "tests/testing/router_harness.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "librdkafka/rdkafkacpp.h"
+#include "router/router.h"
+#include "services/kafka/topics.h"
+#include "tests/testing/events.h"
+#include "tests/testing/kafka_test_env.h"
+
+namespace signpost::testing {
+
+using namespace std::chrono_literals;
+
+std::vector<LogRecord> ReadCommitted(const services::KafkaProperties& base,
+                                     const std::string& topic) {
+  services::KafkaProperties props = base;
+  props["group.id"] = UniqueName("reader");
+  props["isolation.level"] = "read_committed";
+  props["auto.offset.reset"] = "earliest";
+  props["enable.partition.eof"] = "true";
+  props["enable.auto.commit"] = "false";
+  auto conf = services::MakeClientConf(props);
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf->get(), error));
+  std::vector<LogRecord> out;
+  if (c == nullptr || c->subscribe({topic}) != RdKafka::ERR_NO_ERROR) {
+    return out;
+  }
+  std::set<int> eof;
+  int partitions = -1;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         (partitions < 0 || static_cast<int>(eof.size()) < partitions)) {
+    std::unique_ptr<RdKafka::Message> m(c->consume(200));
+    if (partitions < 0) {
+      std::vector<RdKafka::TopicPartition*> a;
+      c->assignment(a);
+      partitions = a.empty() ? -1 : static_cast<int>(a.size());
+      RdKafka::TopicPartition::destroy(a);
+    }
+    if (m->err() == RdKafka::ERR__PARTITION_EOF) {
+      eof.insert(m->partition());
+    } else if (m->err() == RdKafka::ERR_NO_ERROR) {
+      eof.erase(m->partition());
+      out.push_back({m->partition(), m->offset(),
+                     std::string(static_cast<const char*>(m->payload()), m->len())});
+    }
+  }
+  c->close();
+  std::stable_sort(out.begin(), out.end(), [](const LogRecord& a, const LogRecord& b) {
+    return std::tie(a.partition, a.offset) < std::tie(b.partition, b.offset);
+  });
+  return out;
+}
+
+RouterTopics RouterTopics::Create(const services::KafkaProperties& base, int partitions) {
+  RouterTopics t;
+  t.suffix = UniqueName("rt");
+  t.intake = "intake-" + t.suffix;
+  t.log = "log-" + t.suffix;
+  t.decisions = "decisions-" + t.suffix;
+  t.dlq = "dlq-" + t.suffix;
+  static_cast<void>(services::CreateTopics(base,
+                                           {{t.intake, partitions, 1, {}},
+                                            {t.log, partitions, 1, {}},
+                                            {t.decisions, partitions, 1, {}},
+                                            {t.dlq, 1, 1, {}}},
+                                           30'000));
+  return t;
+}
+
+pid_t SpawnRouter(const std::string& binary, const std::string& rules_file,
+                  const std::string& bootstrap, const RouterTopics& topics,
+                  const std::string& instance, const std::string& data_dir,
+                  const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {
+      binary,
+      "--set", "rules_file=" + rules_file,
+      "--set", "kafka.bootstrap.servers=" + bootstrap,
+      "--set", "instance_id=" + instance,
+      "--set", "group_id=g-" + topics.suffix,
+      "--set", "domain=banes",
+      "--set", "data_dir=" + data_dir,
+      "--set", "topics.intake=" + topics.intake, "--set", "topics.log=" + topics.log,
+      "--set", "topics.decisions=" + topics.decisions, "--set", "topics.dlq=" + topics.dlq,
+      "--set", "http.listen=127.0.0.1:0",
+      "--set", "batch.max_ms=30", "--set", "batch.max_records=500",
+      "--set", "tick_interval_ms=100", "--set", "memory_budget_mb=32"};
+  for (const std::string& e : extra) {
+    args.push_back("--set");
+    args.push_back(e);
+  }
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const std::string& a : args) {
+      argv.push_back(const_cast<char*>(a.c_str()));
+    }
+    argv.push_back(nullptr);
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+void PreloadIntake(const services::KafkaProperties& base, const std::string& topic, int referrals,
+                   int answers, std::mt19937_64& rng) {
+  auto conf = services::MakeClientConf(base);
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf->get(), error));
+  EventFactory events;
+  static const char* kNeeds[] = {"community-volunteer", "food", "enhanced-triage", "housing",
+                                 "logistics-transport", "shielding-welfare-check"};
+  static const char* kPods[] = {"food-bath-foodbank", "food-virgin-care", "connectors-bath",
+                                "housing-dhi-curo", "logistics", "hub-enhanced-triage"};
+  static const char* kOutward[] = {"BA1", "BA2", "BS31", "BA3"};
+  auto send = [&](v1::Envelope e, const std::string& key) {
+    e.clear_domain();
+    const std::string v = e.SerializeAsString();
+    while (p->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                      const_cast<char*>(v.data()), v.size(), key.data(), key.size(), 0,
+                      nullptr) == RdKafka::ERR__QUEUE_FULL) {
+      p->poll(10);
+    }
+  };
+  for (int i = 0; i < referrals + answers; ++i) {
+    events.Advance(60'000);
+    if (i < referrals) {
+      send(events.Referral(absl::StrCat("r", i), absl::StrCat("c", i % 5000), {kNeeds[rng() % 6]},
+                           kOutward[rng() % 4]),
+           absl::StrCat("c", i % 5000));
+    } else {
+      const std::string ref = absl::StrCat("r", rng() % static_cast<std::uint64_t>(referrals));
+      const std::string need = kNeeds[rng() % 6];
+      const std::string pod = kPods[rng() % 6];
+      switch (rng() % 3) {
+        case 0: send(events.Accept(ref, need, pod), ref); break;
+        case 1: send(events.Complete(ref, need, pod), ref); break;
+        default: send(events.Decline(ref, need, pod), ref);
+      }
+    }
+  }
+  p->flush(60'000);
+}
+
+std::map<int, std::int64_t> LastCommitted(const services::KafkaProperties& base,
+                                          const RouterTopics& topics, int partitions) {
+  services::KafkaProperties props = base;
+  props["group.id"] = "g-" + topics.suffix;
+  auto conf = services::MakeClientConf(props);
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf->get(), error));
+  std::vector<RdKafka::TopicPartition*> tps;
+  for (int p = 0; p < partitions; ++p) {
+    tps.push_back(RdKafka::TopicPartition::create(topics.log, p));
+  }
+  std::map<int, std::int64_t> out;
+  if (c != nullptr && c->committed(tps, 30'000) == RdKafka::ERR_NO_ERROR) {
+    for (RdKafka::TopicPartition* tp : tps) {
+      out[tp->partition()] = tp->offset() < 0 ? -1 : tp->offset() - 1;  // -1: nothing committed
+    }
+  }
+  RdKafka::TopicPartition::destroy(tps);
+  if (c != nullptr) {
+    c->close();
+  }
+  return out;
+}
+
+std::size_t DecidedReferrals(const std::vector<LogRecord>& decisions) {
+  std::set<std::string> decided;
+  v1::Envelope d;
+  for (const LogRecord& r : decisions) {
+    d.ParseFromString(r.value);
+    if (d.has_routed()) decided.insert(d.routed().referral_id());
+    if (d.has_queued()) decided.insert(d.queued().referral_id());
+    if (d.has_escalated()) decided.insert(d.escalated().referral_id());
+  }
+  return decided.size();
+}
+
+ReplayCheck CheckAgainstReplay(const services::KafkaProperties& base, const RouterTopics& topics,
+                               const std::string& rules_file,
+                               const std::map<int, std::int64_t>* upto) {
+  std::ifstream in(rules_file);
+  std::stringstream yaml;
+  yaml << in.rdbuf();
+  std::map<int, std::unique_ptr<router::InMemoryClientStore>> stores;
+  std::map<int, std::unique_ptr<router::Router>> routers;
+  std::vector<std::string> replay;
+  router::DecisionBuffer buffer;
+  v1::Envelope event;
+  ReplayCheck check;
+  for (const LogRecord& r : ReadCommitted(base, topics.log)) {
+    if (upto != nullptr && (!upto->contains(r.partition) || r.offset > upto->at(r.partition))) {
+      continue;
+    }
+    if (!routers.contains(r.partition)) {
+      stores[r.partition] = std::make_unique<router::InMemoryClientStore>();
+      routers[r.partition] = std::make_unique<router::Router>(
+          *router::LoadRules(yaml.str(), "rules"), *stores[r.partition]);
+    }
+    if (!event.ParseFromString(r.value)) {
+      continue;  // the router dead-letters it too
+    }
+    buffer.Clear();
+    static_cast<void>(routers[r.partition]->Apply(event, Offset(r.offset), buffer));
+    for (std::size_t i = 0; i < buffer.size(); ++i) {
+      replay.push_back(buffer[i].SerializeAsString());
+    }
+    for (const router::PodFigures& pod : routers[r.partition]->Pods()) {
+      if (pod.open_cost > pod.capacity && check.over_capacity.empty()) {
+        check.over_capacity = pod.id;
+      }
+    }
+  }
+  std::vector<std::string> committed;
+  std::set<std::string> ids;
+  v1::Envelope d;
+  for (const LogRecord& r : ReadCommitted(base, topics.decisions)) {
+    committed.push_back(r.value);
+    d.ParseFromString(r.value);
+    if (!ids.insert(d.event_id()).second) {
+      check.duplicates.push_back(d.event_id());
+    }
+  }
+  std::sort(committed.begin(), committed.end());
+  std::sort(replay.begin(), replay.end());
+  check.committed = committed.size();
+  check.replayed = replay.size();
+  check.equal = committed == replay;
+  return check;
+}
+
+}  // namespace signpost::testing
