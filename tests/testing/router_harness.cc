@@ -227,6 +227,9 @@ ReplayCheck CheckAgainstReplay(const services::KafkaProperties& base, const Rout
       }
     }
   }
+  for (const auto& [partition, router] : routers) {
+    check.states[partition] = router->Snapshot().SerializeAsString();
+  }
   std::vector<std::string> committed;
   std::set<std::string> ids;
   v1::Envelope d;

@@ -57,6 +57,7 @@ struct ReplayCheck {
   bool equal = false;
   std::vector<std::string> duplicates;  // decision event ids committed twice
   std::string over_capacity;            // a pod over capacity in the clean run, if any
+  std::map<int, std::string> states;    // the clean run's RouterSnapshot, by partition
 };
 
 // Replays the committed log (records at or below `upto[partition]` when given) with fresh
