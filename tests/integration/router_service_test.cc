@@ -28,19 +28,15 @@
 #include "services/service.h"
 #include "tests/testing/events.h"
 #include "tests/testing/kafka_test_env.h"
+#include "tests/testing/router_harness.h"
 
 namespace signpost::services {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct Record {
-  int partition = 0;
-  std::int64_t offset = 0;
-  std::string key;
-  std::string value;
-  std::map<std::string, std::string> headers;
-};
+using testing::LogRecord;
+using Record = LogRecord;
 
 std::int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -48,52 +44,8 @@ std::int64_t WallMs() {
       .count();
 }
 
-// Every committed record of `topic`, partition by partition in offset order.
 std::vector<Record> ReadAll(const KafkaProperties& base, const std::string& topic) {
-  KafkaProperties props = base;
-  props["group.id"] = testing::UniqueName("reader");
-  props["isolation.level"] = "read_committed";
-  props["auto.offset.reset"] = "earliest";
-  props["enable.auto.commit"] = "false";
-  props["enable.partition.eof"] = "true";
-  auto conf = MakeClientConf(props);
-  std::string error;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), error));
-  EXPECT_EQ(consumer->subscribe({topic}), RdKafka::ERR_NO_ERROR);
-  std::vector<Record> out;
-  std::set<int> at_end;
-  int partitions = -1;
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < deadline &&
-         (partitions < 0 || static_cast<int>(at_end.size()) < partitions)) {
-    std::unique_ptr<RdKafka::Message> m(consumer->consume(200));
-    if (partitions < 0) {
-      std::vector<RdKafka::TopicPartition*> assignment;
-      consumer->assignment(assignment);
-      if (!assignment.empty()) {
-        partitions = static_cast<int>(assignment.size());
-      }
-      RdKafka::TopicPartition::destroy(assignment);
-    }
-    if (m->err() == RdKafka::ERR__PARTITION_EOF) {
-      at_end.insert(m->partition());
-    } else if (m->err() == RdKafka::ERR_NO_ERROR) {
-      at_end.erase(m->partition());
-      Record r{m->partition(), m->offset(), m->key() ? *m->key() : "",
-               std::string(static_cast<const char*>(m->payload()), m->len()), {}};
-      if (m->headers() != nullptr) {
-        for (const auto& h : m->headers()->get_all()) {
-          r.headers[h.key()] = std::string(static_cast<const char*>(h.value()), h.value_size());
-        }
-      }
-      out.push_back(std::move(r));
-    }
-  }
-  consumer->close();
-  std::stable_sort(out.begin(), out.end(), [](const Record& a, const Record& b) {
-    return std::tie(a.partition, a.offset) < std::tie(b.partition, b.offset);
-  });
-  return out;
+  return testing::ReadCommitted(base, topic);
 }
 
 std::string HttpGet(int port, const std::string& target) {

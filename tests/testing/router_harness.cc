@@ -53,8 +53,15 @@ std::vector<LogRecord> ReadCommitted(const services::KafkaProperties& base,
       eof.insert(m->partition());
     } else if (m->err() == RdKafka::ERR_NO_ERROR) {
       eof.erase(m->partition());
-      out.push_back({m->partition(), m->offset(),
-                     std::string(static_cast<const char*>(m->payload()), m->len())});
+      LogRecord r{m->partition(), m->offset(),
+                  std::string(static_cast<const char*>(m->payload()), m->len()),
+                  m->key() != nullptr ? *m->key() : std::string(), {}};
+      if (m->headers() != nullptr) {
+        for (const auto& h : m->headers()->get_all()) {
+          r.headers[h.key()] = std::string(static_cast<const char*>(h.value()), h.value_size());
+        }
+      }
+      out.push_back(std::move(r));
     }
   }
   c->close();

@@ -19,6 +19,8 @@ struct LogRecord {
   int partition = 0;
   std::int64_t offset = 0;
   std::string value;
+  std::string key;
+  std::map<std::string, std::string> headers;
 };
 
 // Every committed record of `topic`, by partition and offset.
