@@ -19,6 +19,7 @@
 #include "services/http_server.h"
 #include "services/intake.h"
 #include "services/kafka/client_config.h"
+#include "services/kafka/txn_producer.h"
 #include "services/metrics.h"
 #include "spdlog/spdlog.h"
 #include "storage/partition_store.h"
@@ -69,155 +70,6 @@ std::string ReadFile(const std::string& path) {
   s << in.rdbuf();
   return s.str();
 }
-
-// The outcome of a transactional call, classified as librdkafka's transactional API asks.
-enum class TxnResult { kOk, kAborted, kFatal };
-
-class TxnProducer {
- public:
-  static absl::StatusOr<std::unique_ptr<TxnProducer>> Create(const ServiceConfig& config,
-                                                             const std::string& transactional_id) {
-    KafkaProperties props = config.kafka;
-    props["transactional.id"] = transactional_id;
-    props["enable.idempotence"] = "true";
-    props.try_emplace("acks", "all");
-    props.try_emplace("linger.ms", "5");
-    props.try_emplace("transaction.timeout.ms", "30000");
-    props.try_emplace("message.timeout.ms", "25000");
-    props.try_emplace("partitioner", "murmur2_random");  // as Java clients: same key, same partition
-    SIGNPOST_ASSIGN_OR_RETURN(auto conf, MakeClientConf(props));
-    auto p = std::unique_ptr<TxnProducer>(new TxnProducer());
-    std::string error;
-    if (conf->set("dr_cb", &p->reports_, error) != RdKafka::Conf::CONF_OK) {
-      return absl::InternalError(error);
-    }
-    p->producer_.reset(RdKafka::Producer::create(conf.get(), error));
-    if (p->producer_ == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("kafka producer: ", error));
-    }
-    std::unique_ptr<RdKafka::Error> e(p->producer_->init_transactions(60'000));
-    if (e != nullptr) {
-      return absl::UnavailableError(absl::StrCat("init_transactions: ", e->str()));
-    }
-    return p;
-  }
-
-  absl::Status Begin() {
-    if (open_) {
-      return absl::OkStatus();
-    }
-    std::unique_ptr<RdKafka::Error> e(producer_->begin_transaction());
-    if (e != nullptr) {
-      return absl::InternalError(absl::StrCat("begin_transaction: ", e->str()));
-    }
-    open_ = true;
-    reports_.failed = 0;
-    return absl::OkStatus();
-  }
-
-  [[nodiscard]] bool open() const { return open_; }
-
-  // Produces within the open transaction; blocks briefly while the local queue is full.
-  absl::Status Produce(const std::string& topic, const std::string& key, const std::string& value,
-                       RdKafka::Headers* headers = nullptr,
-                       std::int32_t partition = RdKafka::Topic::PARTITION_UA) {
-    while (true) {
-      const RdKafka::ErrorCode err = producer_->produce(
-          topic, partition, RdKafka::Producer::RK_MSG_COPY,
-          const_cast<char*>(value.data()), value.size(), key.empty() ? nullptr : key.data(),
-          key.size(), 0, headers, nullptr);
-      if (err == RdKafka::ERR_NO_ERROR) {
-        return absl::OkStatus();
-      }
-      if (err != RdKafka::ERR__QUEUE_FULL) {
-        delete headers;
-        return absl::UnavailableError(absl::StrCat("produce: ", RdKafka::err2str(err)));
-      }
-      producer_->poll(10);
-    }
-  }
-
-  TxnResult SendOffsetsAndCommit(const std::vector<RdKafka::TopicPartition*>& offsets,
-                                 RdKafka::KafkaConsumer& consumer, std::string& why) {
-    std::unique_ptr<RdKafka::ConsumerGroupMetadata> metadata(consumer.groupMetadata());
-    if (!offsets.empty()) {
-      while (true) {
-        std::unique_ptr<RdKafka::Error> e(
-            producer_->send_offsets_to_transaction(offsets, metadata.get(), -1));
-        if (e == nullptr) {
-          break;
-        }
-        if (e->is_retriable()) {
-          continue;
-        }
-        return Fail(*e, why);
-      }
-    }
-    while (true) {
-      std::unique_ptr<RdKafka::Error> e(producer_->commit_transaction(-1));
-      if (e == nullptr) {
-        break;
-      }
-      if (e->is_retriable()) {
-        continue;  // e.g. timed out: the commit goes on in the background; resume it
-      }
-      return Fail(*e, why);
-    }
-    open_ = false;
-    producer_->poll(0);
-    if (reports_.failed > 0) {
-      why = "a produced record failed delivery after commit";
-      return TxnResult::kFatal;
-    }
-    return TxnResult::kOk;
-  }
-
-  // Aborts the open transaction (after letting in-flight produces settle, librdkafka #4849).
-  TxnResult Abort(std::string& why) {
-    if (!open_) {
-      return TxnResult::kAborted;
-    }
-    producer_->flush(5'000);
-    std::unique_ptr<RdKafka::Error> e(producer_->abort_transaction(-1));
-    open_ = false;
-    if (e != nullptr && e->is_fatal()) {
-      why = e->str();
-      return TxnResult::kFatal;
-    }
-    return TxnResult::kAborted;
-  }
-
-  void Poll() { producer_->poll(0); }
-
- private:
-  struct Reports : RdKafka::DeliveryReportCb {
-    void dr_cb(RdKafka::Message& m) override {
-      if (m.err() != RdKafka::ERR_NO_ERROR) {
-        ++failed;
-      }
-    }
-    int failed = 0;
-  };
-
-  TxnResult Fail(const RdKafka::Error& e, std::string& why) {
-    why = e.str();
-    if (e.is_fatal()) {
-      return TxnResult::kFatal;  // fenced by a newer instance, or the producer is broken
-    }
-    if (e.txn_requires_abort()) {
-      producer_->flush(5'000);
-      std::unique_ptr<RdKafka::Error> a(producer_->abort_transaction(-1));
-      open_ = false;
-      return a != nullptr && a->is_fatal() ? TxnResult::kFatal : TxnResult::kAborted;
-    }
-    return TxnResult::kFatal;  // unknown errors are treated as fatal
-  }
-
-  TxnProducer() = default;
-  Reports reports_;
-  std::unique_ptr<RdKafka::Producer> producer_;
-  bool open_ = false;
-};
 
 absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> MakeConsumer(
     const ServiceConfig& config, const std::string& group, const std::string& instance,
@@ -293,8 +145,8 @@ class IntakeStage {
   }
 
   absl::Status Run(const std::atomic<bool>& stop) {
-    SIGNPOST_ASSIGN_OR_RETURN(producer_, TxnProducer::Create(
-                                             config_, absl::StrCat(config_.group_id, "-intake-",
+    SIGNPOST_ASSIGN_OR_RETURN(
+        producer_, TxnProducer::Create(config_.kafka, absl::StrCat(config_.group_id, "-intake-",
                                                                    config_.instance_id)));
     SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id + "-intake",
                                                       config_.instance_id + "-intake", nullptr));
@@ -361,7 +213,7 @@ class IntakeStage {
       offsets.push_back(RdKafka::TopicPartition::create(tp.first, tp.second, offset));
     }
     std::string why;
-    const TxnResult r = producer_->SendOffsetsAndCommit(offsets, *consumer_, why);
+    const TxnResult r = producer_->SendOffsetsAndCommit(offsets, consumer_.get(), why);
     RdKafka::TopicPartition::destroy(offsets);
     if (r == TxnResult::kFatal) {
       return absl::InternalError(absl::StrCat("intake transaction: ", why));
@@ -402,8 +254,8 @@ class RoutingStage : public RdKafka::RebalanceCb {
   absl::Status Init() {
     SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(rules_yaml_, config_.rules_file));
     static_cast<void>(rules);
-    SIGNPOST_ASSIGN_OR_RETURN(producer_, TxnProducer::Create(
-                                             config_, absl::StrCat(config_.group_id, "-router-",
+    SIGNPOST_ASSIGN_OR_RETURN(
+        producer_, TxnProducer::Create(config_.kafka, absl::StrCat(config_.group_id, "-router-",
                                                                    config_.instance_id)));
     SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id,
                                                       config_.instance_id, this));
@@ -785,7 +637,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
     }
     std::string why;
     const auto started = Clock::now();
-    const TxnResult r = producer_->SendOffsetsAndCommit(offsets, *consumer_, why);
+    const TxnResult r = producer_->SendOffsetsAndCommit(offsets, consumer_.get(), why);
     RdKafka::TopicPartition::destroy(offsets);
     if (r == TxnResult::kFatal) {
       return absl::InternalError(absl::StrCat("transaction: ", why));

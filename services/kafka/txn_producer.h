@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+// A transactional producer with librdkafka's error classes handled as its documentation asks:
+// retriable errors retry the same call, abortable ones abort, fatal ones (fenced) end it;
+// commit and abort always with timeout -1; delivery failures fail the transaction.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "librdkafka/rdkafkacpp.h"
+#include "services/kafka/client_config.h"
+
+namespace signpost::services {
+
+enum class TxnResult {
+  kOk,
+  kAborted,  // the transaction was aborted: rewind the consumer and drop staged state
+  kFatal,    // the producer cannot go on (fenced by a newer instance, or broken): exit
+};
+
+// Not thread-safe; one loop owns it.
+class TxnProducer {
+ public:
+  // `properties` must name bootstrap.servers; exactly-once settings are added. Blocks in
+  // init_transactions (fencing any older producer with the same transactional id).
+  // Returns kInvalidArgument for bad properties, kUnavailable when the cluster does not answer.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<TxnProducer>> Create(
+      const KafkaProperties& properties, const std::string& transactional_id,
+      int init_timeout_ms = 60'000);
+
+  // Begins a transaction unless one is open.
+  [[nodiscard]] absl::Status Begin();
+  [[nodiscard]] bool open() const { return open_; }
+
+  // Produces within the open transaction, waiting while the local queue is full.
+  // `headers` (may be null) is owned by the call.
+  [[nodiscard]] absl::Status Produce(const std::string& topic, const std::string& key,
+                                     const std::string& value, RdKafka::Headers* headers = nullptr,
+                                     std::int32_t partition = RdKafka::Topic::PARTITION_UA);
+
+  // Adds `offsets` (next offset to consume, per partition) for `consumer`'s group and commits.
+  // `why` says what went wrong when the result is not kOk.
+  [[nodiscard]] TxnResult SendOffsetsAndCommit(const std::vector<RdKafka::TopicPartition*>& offsets,
+                                               RdKafka::KafkaConsumer* consumer, std::string& why);
+
+  // Aborts the open transaction, after letting in-flight records settle (librdkafka #4849).
+  [[nodiscard]] TxnResult Abort(std::string& why);
+
+  [[nodiscard]] RdKafka::Producer& producer() { return *producer_; }
+
+ private:
+  struct Reports : RdKafka::DeliveryReportCb {
+    void dr_cb(RdKafka::Message& m) override;
+    int failed = 0;
+  };
+
+  TxnProducer() = default;
+  TxnResult Fail(const RdKafka::Error& e, std::string& why);
+
+  Reports reports_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  bool open_ = false;
+};
+
+}  // namespace signpost::services
