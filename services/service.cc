@@ -71,6 +71,46 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
+// A new transactional producer for this instance's stage, retried while the cluster is away
+// (for up to ten minutes). Creating it fences the broken one and aborts its open transaction.
+absl::StatusOr<std::unique_ptr<TxnProducer>> ReplaceProducer(const ServiceConfig& config,
+                                                            const char* stage) {
+  const std::string id = absl::StrCat(config.group_id, stage, config.instance_id);
+  absl::Status last;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    auto producer = TxnProducer::Create(config.kafka, id, 30'000);
+    if (producer.ok()) {
+      return producer;
+    }
+    last = producer.status();
+    spdlog::warn("replacing the producer failed ({}); retrying", last.ToString());
+  }
+  return last;
+}
+
+// Static membership and a restarted broker: after a coordinator failover the broker can fence a
+// consumer with its own group.instance.id. That consumer is replaced; a genuine second instance
+// with the same id would fence us again at once, so more than 3 times in 5 minutes stops.
+class FencedMembership {
+ public:
+  // Whether `consumer`'s fatal error is a fenced static membership we may recover from.
+  bool MayRecover(RdKafka::KafkaConsumer& consumer) {
+    std::string reason;
+    if (consumer.fatal_error(reason) != RdKafka::ERR_FENCED_INSTANCE_ID) {
+      return false;
+    }
+    const auto now = Clock::now();
+    recent_.push_back(now);
+    while (!recent_.empty() && now - recent_.front() > std::chrono::minutes(5)) {
+      recent_.erase(recent_.begin());
+    }
+    return recent_.size() <= 3;
+  }
+
+ private:
+  std::vector<Clock::time_point> recent_;
+};
+
 absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> MakeConsumer(
     const ServiceConfig& config, const std::string& group, const std::string& instance,
     RdKafka::RebalanceCb* rebalance) {
@@ -181,7 +221,22 @@ class IntakeStage {
       }
       if (m->err() != RdKafka::ERR_NO_ERROR) {
         if (m->err() == RdKafka::ERR__FATAL) {
-          return absl::InternalError(absl::StrCat("intake consumer: ", m->errstr()));
+          if (!fencing_.MayRecover(*consumer_)) {
+            return absl::InternalError(absl::StrCat("intake consumer: ", m->errstr()));
+          }
+          spdlog::warn("intake consumer fenced after a coordinator change; replacing it");
+          std::string why;
+          if (producer_->Abort(why) == TxnResult::kFatal) {
+            SIGNPOST_ASSIGN_OR_RETURN(producer_, ReplaceProducer(config_, "-intake-"));
+          }
+          consumer_->close();
+          SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id + "-intake",
+                                                            config_.instance_id + "-intake",
+                                                            nullptr));
+          if (consumer_->subscribe({config_.intake_topic}) != RdKafka::ERR_NO_ERROR) {
+            return absl::UnavailableError("subscribe after replacing the consumer");
+          }
+          return absl::OkStatus();
         }
         spdlog::warn("intake consume error: {}", m->errstr());
         continue;
@@ -215,10 +270,16 @@ class IntakeStage {
     std::string why;
     const TxnResult r = producer_->SendOffsetsAndCommit(offsets, consumer_.get(), why);
     RdKafka::TopicPartition::destroy(offsets);
-    if (r == TxnResult::kFatal) {
-      return absl::InternalError(absl::StrCat("intake transaction: ", why));
+    if (r == TxnResult::kFatal && producer_->fenced()) {
+      return absl::InternalError(absl::StrCat("intake transaction: fenced: ", why));
     }
-    if (r == TxnResult::kAborted) {
+    if (r == TxnResult::kFatal) {
+      // A broken producer (e.g. after a broker outage): a new one with the same transactional id
+      // takes over and aborts whatever the old one left open.
+      spdlog::warn("intake producer broken ({}); replacing it", why);
+      SIGNPOST_ASSIGN_OR_RETURN(producer_, ReplaceProducer(config_, "-intake-"));
+    }
+    if (r != TxnResult::kOk) {
       metrics_.TransactionAborts().Increment();
       spdlog::warn("intake transaction aborted ({}); rewinding to the committed offsets", why);
       return RewindToCommitted(*consumer_);
@@ -229,6 +290,7 @@ class IntakeStage {
   const ServiceConfig& config_;
   Metrics& metrics_;
   IntakeRules rules_;
+  FencedMembership fencing_;
   std::unique_ptr<TxnProducer> producer_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
 };
@@ -528,7 +590,11 @@ class RoutingStage : public RdKafka::RebalanceCb {
       }
       if (m->err() != RdKafka::ERR_NO_ERROR) {
         if (m->err() == RdKafka::ERR__FATAL) {
-          return absl::InternalError(absl::StrCat("consumer: ", m->errstr()));
+          if (!fencing_.MayRecover(*consumer_)) {
+            return absl::InternalError(absl::StrCat("consumer: ", m->errstr()));
+          }
+          spdlog::warn("consumer fenced after a coordinator change; replacing it");
+          return ReplaceConsumer();
         }
         spdlog::warn("consume error: {}", m->errstr());
         continue;
@@ -626,6 +692,25 @@ class RoutingStage : public RdKafka::RebalanceCb {
     return absl::OkStatus();
   }
 
+  // Drops the batch in hand and every partition, and joins the group with a new consumer;
+  // partitions come back through the rebalance callback and are restored from their stores.
+  absl::Status ReplaceConsumer() {
+    std::string why;
+    if (producer_->open() && producer_->Abort(why) == TxnResult::kFatal) {
+      SIGNPOST_ASSIGN_OR_RETURN(producer_, ReplaceProducer(config_, "-router-"));
+    }
+    event_times_.clear();
+    consumer_->close();
+    partitions_.clear();
+    callback_error_ = absl::OkStatus();
+    SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id,
+                                                      config_.instance_id, this));
+    if (consumer_->subscribe({config_.log_topic}) != RdKafka::ERR_NO_ERROR) {
+      return absl::UnavailableError("subscribe after replacing the consumer");
+    }
+    return absl::OkStatus();
+  }
+
   // Commits the transaction (decisions, DLQ records, ticks and the consumed offsets), then the
   // state of every partition it touched, each with its offset in one RocksDB batch.
   absl::Status Commit() {
@@ -639,10 +724,14 @@ class RoutingStage : public RdKafka::RebalanceCb {
     const auto started = Clock::now();
     const TxnResult r = producer_->SendOffsetsAndCommit(offsets, consumer_.get(), why);
     RdKafka::TopicPartition::destroy(offsets);
-    if (r == TxnResult::kFatal) {
-      return absl::InternalError(absl::StrCat("transaction: ", why));
+    if (r == TxnResult::kFatal && producer_->fenced()) {
+      return absl::InternalError(absl::StrCat("transaction: fenced: ", why));
     }
-    if (r == TxnResult::kAborted) {
+    if (r == TxnResult::kFatal) {
+      spdlog::warn("producer broken ({}); replacing it", why);
+      SIGNPOST_ASSIGN_OR_RETURN(producer_, ReplaceProducer(config_, "-router-"));
+    }
+    if (r != TxnResult::kOk) {
       metrics_.TransactionAborts().Increment();
       spdlog::warn("transaction aborted ({}); restoring state and rewinding", why);
       event_times_.clear();
@@ -756,6 +845,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
   std::unique_ptr<TxnProducer> producer_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::map<int, Partition> partitions_;
+  FencedMembership fencing_;
   absl::Status callback_error_;
   std::atomic<bool> ready_{false};
   bool joined_ = false;

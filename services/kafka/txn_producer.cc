@@ -120,6 +120,8 @@ TxnResult TxnProducer::Abort(std::string& why) {
 
 TxnResult TxnProducer::Fail(const RdKafka::Error& e, std::string& why) {
   why = e.str();
+  fenced_ = e.code() == RdKafka::ERR__FENCED || e.code() == RdKafka::ERR_PRODUCER_FENCED ||
+            e.code() == RdKafka::ERR_INVALID_PRODUCER_EPOCH;
   if (e.is_fatal()) {
     return TxnResult::kFatal;  // fenced by a newer instance, or the producer is broken
   }

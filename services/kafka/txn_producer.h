@@ -48,6 +48,10 @@ class TxnProducer {
   // Aborts the open transaction, after letting in-flight records settle (librdkafka #4849).
   [[nodiscard]] TxnResult Abort(std::string& why);
 
+  // After kFatal: whether a newer producer with the same transactional id fenced this one (the
+  // process must stop), as opposed to a broken producer that a new one can replace.
+  [[nodiscard]] bool fenced() const { return fenced_; }
+
   [[nodiscard]] RdKafka::Producer& producer() { return *producer_; }
 
  private:
@@ -62,6 +66,7 @@ class TxnProducer {
   Reports reports_;
   std::unique_ptr<RdKafka::Producer> producer_;
   bool open_ = false;
+  bool fenced_ = false;
 };
 
 }  // namespace signpost::services

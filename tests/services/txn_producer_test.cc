@@ -71,6 +71,7 @@ TEST_F(TxnProducerTest, AFencedProducerIsFatal) {
   std::string why;
   EXPECT_EQ(OneTransaction(why), TxnResult::kFatal);
   EXPECT_FALSE(why.empty());
+  EXPECT_TRUE(producer_->fenced());
 }
 
 TEST_F(TxnProducerTest, AnInvalidEpochIsFatal) {

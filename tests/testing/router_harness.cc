@@ -115,8 +115,9 @@ pid_t SpawnRouter(const std::string& binary, const std::string& rules_file,
       argv.push_back(const_cast<char*>(a.c_str()));
     }
     argv.push_back(nullptr);
-    const int devnull = ::open("/dev/null", O_WRONLY);
-    dup2(devnull, 2);
+    // Its log goes to <data_dir>.log (kept with the test's temporary files).
+    const int log = ::open((data_dir + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(log, 2);
     execv(binary.c_str(), argv.data());
     _exit(127);
   }
