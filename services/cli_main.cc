@@ -15,6 +15,7 @@
 #include "librdkafka/rdkafkacpp.h"
 #include "services/kafka/client_config.h"
 #include "services/kafka/topics.h"
+#include "services/kafka/txn_producer.h"
 #include "signpost/v1/envelope.pb.h"
 
 namespace {
@@ -36,9 +37,13 @@ const std::vector<std::pair<const char*, int>> kMayMix = {
     {"council-services", 5}, {"social-care", 2}, {"discharge-support", 1},
     {"family-support", 2}, {"health-access", 1}, {"social-prescribing", 1}};
 
-int Topics(const std::string& bootstrap, int partitions) {
-  const absl::Status s = signpost::services::CreateTopics(
-      {{"bootstrap.servers", bootstrap}}, signpost::services::SignpostTopics(partitions, 1), 30'000);
+int Topics(const std::string& bootstrap, int partitions, const std::vector<std::string>& also) {
+  auto specs = signpost::services::SignpostTopics(partitions, 1);
+  for (const std::string& name : also) {
+    specs.push_back({name, partitions, 1, {}});
+  }
+  const absl::Status s =
+      signpost::services::CreateTopics({{"bootstrap.servers", bootstrap}}, specs, 30'000);
   if (!s.ok()) {
     std::cerr << "signpost topics: " << s << "\n";
     return 1;
@@ -48,7 +53,7 @@ int Topics(const std::string& bootstrap, int partitions) {
 }
 
 int Load(const std::string& bootstrap, const std::string& topic, int referrals, int shielding,
-         std::uint64_t seed) {
+         std::uint64_t seed, int rate) {
   auto conf = MakeClientConf({{"bootstrap.servers", bootstrap},
                               {"enable.idempotence", "true"},
                               {"acks", "all"},
@@ -70,6 +75,7 @@ int Load(const std::string& bootstrap, const std::string& topic, int referrals, 
     total_weight += weight;
   }
   static const char* kOutward[] = {"BA1", "BA2", "BA2", "BA1", "BA3", "BS31", "BS39", "BS40"};
+  const auto paced_start = std::chrono::steady_clock::now();
   auto send = [&](int n, const std::string& need, signpost::v1::Source source,
                   signpost::v1::Urgency urgency) {
     signpost::v1::Envelope e;
@@ -93,6 +99,14 @@ int Load(const std::string& bootstrap, const std::string& topic, int referrals, 
     }
     if (source == signpost::v1::SOURCE_LIST_IMPORT) {
       r->add_flags(signpost::v1::CLIENT_FLAG_SHIELDING);
+    }
+    if (rate > 0) {  // paced: record n is due at n / rate seconds
+      const auto due = paced_start + std::chrono::microseconds(static_cast<std::int64_t>(n) *
+                                                               1'000'000 / rate);
+      while (std::chrono::steady_clock::now() < due) {
+        producer->poll(1);
+      }
+      e.set_event_time_ms(WallMs());
     }
     const std::string value = e.SerializeAsString();
     const std::string& key = r->client_ref();
@@ -144,6 +158,74 @@ int Load(const std::string& bootstrap, const std::string& topic, int referrals, 
   return 0;
 }
 
+// The ceiling the router is measured against: a transactional consume -> produce copy of
+// `count` records from `from` to `to`, batched like the router (up to `batch` records or 100 ms a
+// transaction), with no routing. Prints records/s.
+int Copy(const std::string& bootstrap, const std::string& from, const std::string& to, int count,
+         int batch) {
+  auto conf = MakeClientConf({{"bootstrap.servers", bootstrap},
+                              {"group.id", absl::StrCat("signpost-copy-", WallMs())},
+                              {"isolation.level", "read_committed"},
+                              {"auto.offset.reset", "earliest"},
+                              {"enable.auto.commit", "false"}});
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf->get(), error));
+  auto producer = signpost::services::TxnProducer::Create(
+      {{"bootstrap.servers", bootstrap}}, absl::StrCat("signpost-copy-", WallMs()));
+  if (consumer == nullptr || !producer.ok() || consumer->subscribe({from}) != RdKafka::ERR_NO_ERROR) {
+    std::cerr << "signpost copy: cannot start\n";
+    return 1;
+  }
+  int copied = 0;
+  std::chrono::steady_clock::time_point started;
+  while (copied < count) {
+    std::map<int, std::int64_t> next;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+    int in_batch = 0;
+    while (in_batch < batch && copied + in_batch < count &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::unique_ptr<RdKafka::Message> m(consumer->consume(in_batch == 0 ? 1000 : 5));
+      if (m->err() != RdKafka::ERR_NO_ERROR) {
+        continue;
+      }
+      if (copied == 0 && in_batch == 0) {
+        started = std::chrono::steady_clock::now();
+      }
+      if (!(*producer)->Begin().ok() ||
+          !(*producer)
+               ->Produce(to, m->key() ? *m->key() : "",
+                         std::string(static_cast<const char*>(m->payload()), m->len()))
+               .ok()) {
+        return 1;
+      }
+      next[m->partition()] = m->offset() + 1;
+      ++in_batch;
+    }
+    if (in_batch == 0) {
+      continue;
+    }
+    std::vector<RdKafka::TopicPartition*> offsets;
+    for (const auto& [partition, offset] : next) {
+      offsets.push_back(RdKafka::TopicPartition::create(from, partition, offset));
+    }
+    std::string why;
+    const auto result = (*producer)->SendOffsetsAndCommit(offsets, consumer.get(), why);
+    RdKafka::TopicPartition::destroy(offsets);
+    if (result != signpost::services::TxnResult::kOk) {
+      std::cerr << "signpost copy: " << why << "\n";
+      return 1;
+    }
+    copied += in_batch;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  consumer->close();
+  std::cout << "copy: " << copied << " records in " << seconds << " s = "
+            << static_cast<std::int64_t>(copied / seconds) << " records/s\n";
+  return 0;
+}
+
 double Percentile(std::vector<std::int64_t>& v, double p) {
   if (v.empty()) {
     return 0;
@@ -153,7 +235,7 @@ double Percentile(std::vector<std::int64_t>& v, double p) {
 }
 
 int Summary(const std::string& bootstrap, const std::string& topic, int expect, int timeout_s,
-            const std::string& metrics_url) {
+            const std::string& metrics_url, const std::string& prefix) {
   auto conf = MakeClientConf({{"bootstrap.servers", bootstrap},
                               {"group.id", absl::StrCat("signpost-summary-", WallMs())},
                               {"isolation.level", "read_committed"},
@@ -171,6 +253,7 @@ int Summary(const std::string& bootstrap, const std::string& topic, int expect, 
   std::vector<std::int64_t> latency;
   std::int64_t first_ms = 0;
   std::int64_t last_ms = 0;
+  std::int64_t first_seen = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   signpost::v1::Envelope d;
   while (static_cast<int>(decided.size()) < expect && std::chrono::steady_clock::now() < deadline) {
@@ -196,7 +279,11 @@ int Summary(const std::string& bootstrap, const std::string& topic, int expect, 
     } else {
       continue;
     }
+    if (!prefix.empty() && key.rfind(prefix, 0) != 0) {
+      continue;
+    }
     if (decided.insert(key).second) {
+      first_seen = first_seen == 0 ? now : first_seen;
       latency.push_back(now - d.event_time_ms());
       first_ms = first_ms == 0 ? d.event_time_ms() : std::min(first_ms, d.event_time_ms());
       last_ms = std::max(last_ms, now);
@@ -220,8 +307,12 @@ int Summary(const std::string& bootstrap, const std::string& topic, int expect, 
   const double seconds = static_cast<double>(std::max<std::int64_t>(1, last_ms - first_ms)) / 1000.0;
   std::cout << "\nthroughput: " << static_cast<std::int64_t>(static_cast<double>(decided.size()) / seconds)
             << " needs decided/s (first submit to last decision visible, " << seconds << " s)\n";
+  const double draining = static_cast<double>(std::max<std::int64_t>(1, last_ms - first_seen)) / 1000.0;
+  std::cout << "drain: " << static_cast<std::int64_t>(static_cast<double>(decided.size()) / draining)
+            << " needs decided/s (first decision visible to last, " << draining << " s)\n";
   std::cout << "latency submit -> decision visible (read_committed): p50 "
-            << Percentile(latency, 0.50) << " ms, p99 " << Percentile(latency, 0.99) << " ms\n";
+            << Percentile(latency, 0.50) << " ms, p99 " << Percentile(latency, 0.99) << " ms, p999 "
+            << Percentile(latency, 0.999) << " ms\n";
   std::cout << "metrics were at " << metrics_url << "\n";
   return static_cast<int>(decided.size()) == expect ? 0 : 1;
 }
@@ -235,8 +326,10 @@ int main(int argc, char** argv) {
   app.add_option("-b,--bootstrap", bootstrap, "Kafka bootstrap servers");
 
   int partitions = 3;
+  std::vector<std::string> also;
   auto* topics = app.add_subcommand("topics", "create Signpost's topics");
   topics->add_option("--partitions", partitions, "partitions per topic");
+  topics->add_option("--also", also, "more topics to create alike");
 
   int referrals = 20'000;
   int shielding = 50'000;
@@ -247,6 +340,8 @@ int main(int argc, char** argv) {
   load->add_option("--shielding", shielding, "welfare checks of the bulk shielding import");
   load->add_option("--seed", seed, "seed of the generated load");
   load->add_option("--topic", intake_topic, "the intake topic");
+  int rate = 0;
+  load->add_option("--rate", rate, "records per second (0: as fast as possible)");
 
   int expect = 0;
   int timeout = 120;
@@ -257,13 +352,27 @@ int main(int argc, char** argv) {
   summary->add_option("--timeout", timeout, "seconds to wait at most");
   summary->add_option("--topic", decisions_topic, "the decisions topic");
   summary->add_option("--metrics-url", metrics_url, "where /metrics is, for the report");
+  std::string prefix;
+  summary->add_option("--referral-prefix", prefix, "count only referral ids starting so");
+  std::string copy_from;
+  std::string copy_to;
+  int copy_count = 0;
+  int copy_batch = 1000;
+  auto* copy = app.add_subcommand("copy", "transactional copy between topics (the bench ceiling)");
+  copy->add_option("--from", copy_from)->required();
+  copy->add_option("--to", copy_to)->required();
+  copy->add_option("--count", copy_count)->required();
+  copy->add_option("--batch", copy_batch);
   CLI11_PARSE(app, argc, argv);
 
+  if (copy->parsed()) {
+    return Copy(bootstrap, copy_from, copy_to, copy_count, copy_batch);
+  }
   if (topics->parsed()) {
-    return Topics(bootstrap, partitions);
+    return Topics(bootstrap, partitions, also);
   }
   if (load->parsed()) {
-    return Load(bootstrap, intake_topic, referrals, shielding, seed);
+    return Load(bootstrap, intake_topic, referrals, shielding, seed, rate);
   }
-  return Summary(bootstrap, decisions_topic, expect, timeout, metrics_url);
+  return Summary(bootstrap, decisions_topic, expect, timeout, metrics_url, prefix);
 }
