@@ -54,6 +54,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                       .Name("signpost_escalations_total")
                       .Help("Needs escalated, by need.")
                       .Register(r);
+  pod_answers_ = &prometheus::BuildCounter()
+                      .Name("signpost_pod_answers_total")
+                      .Help("Offered work answered or ended, by pod and answer.")
+                      .Register(r);
   lag_ = &prometheus::BuildGauge()
               .Name("signpost_consumer_lag_records")
               .Help("Records of the log not yet processed, by partition.")
@@ -92,6 +96,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                    .Help("Partitions of the log this instance owns.")
                    .Register(r)
                    .Add({});
+  for (const char* outcome :
+       {"routed", "queued", "escalated", "released", "rejected", "client_erased"}) {
+    Decisions(outcome);
+  }
+  for (const char* reason :
+       {"oversized", "unparsable", "schema_version", "missing_event_id", "missing_event_time",
+        "not_an_input", "invalid_referral", "invalid_response", "invalid_pod_change",
+        "invalid_erasure", "unknown_domain"}) {
+    Dlq(reason);
+  }
 }
 
 std::string Metrics::Serialize() const {
@@ -125,6 +139,9 @@ prometheus::Gauge& Metrics::OldestWaitSeconds(const std::string& need) {
 }
 prometheus::Counter& Metrics::Escalations(const std::string& need) {
   return escalations_->Add({{"need", need}});
+}
+prometheus::Counter& Metrics::PodAnswers(const std::string& pod, const std::string& answer) {
+  return pod_answers_->Add({{"pod", pod}, {"answer", answer}});
 }
 prometheus::Gauge& Metrics::ConsumerLag(int partition) {
   return lag_->Add({{"partition", std::to_string(partition)}});

@@ -34,6 +34,9 @@ class Metrics {
   prometheus::Gauge& Waiting(const std::string& need);
   prometheus::Gauge& OldestWaitSeconds(const std::string& need);
   prometheus::Counter& Escalations(const std::string& need);
+  // What pods did with offered work: accepted, declined, accept_timeout, completed, withdrawn,
+  // pod_closed, client_erased.
+  prometheus::Counter& PodAnswers(const std::string& pod, const std::string& answer);
   prometheus::Gauge& ConsumerLag(int partition);
   prometheus::Gauge& RestoreRemaining(int partition);
 
@@ -56,6 +59,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* waiting_;
   prometheus::Family<prometheus::Gauge>* oldest_wait_;
   prometheus::Family<prometheus::Counter>* escalations_;
+  prometheus::Family<prometheus::Counter>* pod_answers_;
   prometheus::Family<prometheus::Gauge>* lag_;
   prometheus::Family<prometheus::Gauge>* restore_;
   prometheus::Histogram* e2e_latency_;

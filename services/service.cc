@@ -315,7 +315,21 @@ class RoutingStage : public RdKafka::RebalanceCb {
 
   absl::Status Init() {
     SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(rules_yaml_, config_.rules_file));
-    static_cast<void>(rules);
+    // Every series a dashboard expects exists from the start, at zero.
+    for (const router::NeedType& need : rules->needs) {
+      metrics_.Escalations(need.code);
+      metrics_.Waiting(need.code);
+      metrics_.OldestWaitSeconds(need.code);
+    }
+    for (const router::PodRule& pod : rules->pods) {
+      for (const char* answer : {"accepted", "declined", "accept_timeout", "completed",
+                                 "withdrawn", "pod_closed", "client_erased"}) {
+        metrics_.PodAnswers(pod.id, answer);
+      }
+      metrics_.PodOpen(pod.id);
+      metrics_.PodCapacity(pod.id);
+      metrics_.PodUtilisation(pod.id);
+    }
     SIGNPOST_ASSIGN_OR_RETURN(
         producer_, TxnProducer::Create(config_.kafka, absl::StrCat(config_.group_id, "-router-",
                                                                    config_.instance_id)));
@@ -657,7 +671,23 @@ class RoutingStage : public RdKafka::RebalanceCb {
       metrics_.Decisions(TypeOf(d)).Increment();
       if (d.has_escalated()) {
         metrics_.Escalations(d.escalated().need_code()).Increment();
+      } else if (d.has_released()) {
+        static const std::map<v1::ReleaseReason, const char*> kAnswer = {
+            {v1::RELEASE_REASON_DECLINED, "declined"},
+            {v1::RELEASE_REASON_COMPLETED, "completed"},
+            {v1::RELEASE_REASON_WITHDRAWN, "withdrawn"},
+            {v1::RELEASE_REASON_ACCEPT_TIMEOUT, "accept_timeout"},
+            {v1::RELEASE_REASON_POD_CLOSED, "pod_closed"},
+            {v1::RELEASE_REASON_CLIENT_ERASED, "client_erased"}};
+        if (auto it = kAnswer.find(d.released().reason()); it != kAnswer.end()) {
+          metrics_.PodAnswers(d.released().pod_id(), it->second).Increment();
+        }
       }
+    }
+    // An accept changes state without a decision; counted when the router did not reject it.
+    if (event.has_pod_response() && event.pod_response().has_accepted() &&
+        (out_.empty() || !out_[0].has_rejected())) {
+      metrics_.PodAnswers(event.pod_response().pod_id(), "accepted").Increment();
     }
     if (event.has_referral_submitted() || event.has_pod_response()) {
       event_times_.push_back(event.event_time_ms());

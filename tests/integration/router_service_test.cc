@@ -279,10 +279,16 @@ TEST_F(RouterServiceTest, DecisionsAreExactlyThoseOfACleanReplayAcrossARestart) 
         "signpost_need_waiting", "signpost_need_oldest_wait_seconds",
         "signpost_end_to_end_latency_seconds_bucket", "signpost_transaction_commit_seconds_bucket",
         "signpost_transaction_aborts_total", "signpost_consumer_lag_records",
-        "signpost_rocksdb_memory_bytes", "signpost_assigned_partitions"}) {
+        "signpost_rocksdb_memory_bytes", "signpost_assigned_partitions",
+        "signpost_pod_answers_total{answer=\"accepted\"", "signpost_escalations_total"}) {
     EXPECT_THAT(metrics, ::testing::HasSubstr(name));
   }
   EXPECT_EQ(metrics.find("client-"), std::string::npos) << "no client refs in metric labels";
+  for (const char* counted :
+       {"signpost_dlq_total{reason=\"unparsable\"} 1", "signpost_dlq_total{reason=\"schema_version\"} 1",
+        "signpost_dlq_total{reason=\"unknown_domain\"} 1"}) {
+    EXPECT_THAT(metrics, ::testing::HasSubstr(counted));
+  }
   StopService();
 
   // Restart on the same state and carry on.
