@@ -51,10 +51,25 @@ pid_t BrokerPid(const std::string& dir) {
   return pid;
 }
 
+// Stops and removes this test's broker and files however the test ends.
+struct OwnBroker {
+  explicit OwnBroker(std::string root) : root(std::move(root)), dir(this->root + "/broker") {}
+  ~OwnBroker() {
+    if (const pid_t pid = BrokerPid(dir); pid > 0) {
+      kill(pid, SIGCONT);
+    }
+    Broker(dir, "clean");
+    std::filesystem::remove_all(root);
+  }
+  std::string root;
+  std::string dir;
+};
+
 TEST(RouterBrokerBounceTest, TheRouterRidesOutBrokerKillsAndAPause) {
   char pattern[] = "/tmp/signpost-bounce-XXXXXX";
-  const std::string root = mkdtemp(pattern);
-  const std::string broker_dir = root + "/broker";
+  const OwnBroker own(mkdtemp(pattern));
+  const std::string& root = own.root;
+  const std::string& broker_dir = own.dir;
   const std::string bootstrap = Broker(broker_dir, "start");
   ASSERT_FALSE(bootstrap.empty());
   const services::KafkaProperties base = {{"bootstrap.servers", bootstrap}};
@@ -62,7 +77,7 @@ TEST(RouterBrokerBounceTest, TheRouterRidesOutBrokerKillsAndAPause) {
   std::mt19937_64 rng(static_cast<std::uint64_t>(getpid()));
   PreloadIntake(base, topics.intake, kReferrals, 5'000, rng);
 
-  const pid_t router = SpawnRouter(SIGNPOST_ROUTER_BIN, SIGNPOST_EXAMPLE_RULES, bootstrap, topics,
+  pid_t router = SpawnRouter(SIGNPOST_ROUTER_BIN, SIGNPOST_EXAMPLE_RULES, bootstrap, topics,
                                    "bounce-1", root + "/state",
                                    {"batch.max_records=200", "kafka.socket.timeout.ms=10000"});
   for (int bounce = 0; bounce < 3; ++bounce) {
@@ -101,8 +116,6 @@ TEST(RouterBrokerBounceTest, TheRouterRidesOutBrokerKillsAndAPause) {
             << " in a clean replay\n";
   EXPECT_TRUE(check.duplicates.empty()) << check.duplicates.size() << " duplicates";
   EXPECT_TRUE(check.equal) << check.committed << " committed vs " << check.replayed;
-  Broker(broker_dir, "clean");
-  std::filesystem::remove_all(root);
 }
 
 }  // namespace

@@ -2,9 +2,12 @@
 #include "tests/testing/router_harness.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <fstream>
 #include <memory>
@@ -87,6 +90,26 @@ RouterTopics RouterTopics::Create(const services::KafkaProperties& base, int par
   return t;
 }
 
+namespace {
+// Every router this process started; whatever is still running when the test binary exits
+// (a failed assertion skipped the test's own stop) is killed, so no test leaves one behind.
+std::vector<pid_t>& Spawned() {
+  static std::vector<pid_t>* spawned = [] {
+    auto* v = new std::vector<pid_t>();
+    std::atexit([] {
+      for (pid_t pid : *Spawned()) {
+        if (kill(pid, 0) == 0) {
+          kill(pid, SIGKILL);
+          waitpid(pid, nullptr, 0);
+        }
+      }
+    });
+    return v;
+  }();
+  return *spawned;
+}
+}  // namespace
+
 pid_t SpawnRouter(const std::string& binary, const std::string& rules_file,
                   const std::string& bootstrap, const RouterTopics& topics,
                   const std::string& instance, const std::string& data_dir,
@@ -121,6 +144,7 @@ pid_t SpawnRouter(const std::string& binary, const std::string& rules_file,
     execv(binary.c_str(), argv.data());
     _exit(127);
   }
+  Spawned().push_back(pid);
   return pid;
 }
 
