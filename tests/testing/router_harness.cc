@@ -97,7 +97,7 @@ std::vector<pid_t>& Spawned() {
   static std::vector<pid_t>* spawned = [] {
     auto* v = new std::vector<pid_t>();
     std::atexit([] {
-      for (pid_t pid : *Spawned()) {
+      for (pid_t pid : Spawned()) {
         if (kill(pid, 0) == 0) {
           kill(pid, SIGKILL);
           waitpid(pid, nullptr, 0);
