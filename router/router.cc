@@ -382,7 +382,7 @@ bool Router::Evaluate(const OpenNeed& need, std::span<const PodIndex> pods,
   return found;
 }
 
-Router::PodIndexOrNone Router::ContinuityPod(const OpenNeed& need) {
+PodIndex Router::ContinuityPod(const OpenNeed& need) {
   const v1::ClientRecord& record = RecordOf(need);
   const std::string& code = rules_->needs[need.need].code;
   for (const v1::ContinuityEntry& c : record.continuity()) {
@@ -1091,18 +1091,6 @@ void Router::RebuildDerived() {
       AddTimer(need.submitted_ms + rule.max_wait_ms, need, TimerKind::kEscalate);
     }
   }
-}
-
-std::uint32_t Router::Capacity(PodIndex pod) const { return pods_[pod].capacity; }
-
-bool Router::IsOpenNow(PodIndex pod) const {
-  const OpeningHours& hours = rules_->pods[pod].hours;
-  if (hours.always) {
-    return true;
-  }
-  const LocalTime& local = Local();
-  return (hours.days & (1u << local.weekday)) && local.minute >= hours.open_minute &&
-         local.minute < hours.close_minute;
 }
 
 std::vector<PodFigures> Router::Pods() const {

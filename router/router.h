@@ -188,7 +188,6 @@ class Router {
     PodIndex pod;
     v1::CandidateRejection reason;
   };
-  struct Outcome;
 
   // Event handlers.
   void OnReferral(const v1::Envelope& event, DecisionBuffer& out);
@@ -200,10 +199,10 @@ class Router {
 
   // Routing.
   void Route(OpenNeed& need, bool announce_unchanged_wait, DecisionBuffer& out);
-  using PodIndexOrNone = PodIndex;
   bool Evaluate(const OpenNeed& need, std::span<const PodIndex> pods, PodIndex continuity_pod,
                 PodIndex& best, v1::ScoreParts& best_score);
-  [[nodiscard]] PodIndexOrNone ContinuityPod(const OpenNeed& need);
+  // The pod that last accepted this client's need, if it is in one of the need's targets.
+  [[nodiscard]] PodIndex ContinuityPod(const OpenNeed& need);
   [[nodiscard]] v1::CandidateRejection StaticRejection(const OpenNeed& need, PodIndex pod,
                                                        std::uint32_t specificity) const;
   void Place(OpenNeed& need, PodIndex pod, const Target& target, const v1::ScoreParts& score,
@@ -224,10 +223,7 @@ class Router {
   void Dequeue(const OpenNeed& need);
   void AddTimer(std::int64_t at, const OpenNeed& need, TimerKind kind);
   void RebuildDerived();
-  [[nodiscard]] std::uint32_t Capacity(PodIndex pod) const;
-  [[nodiscard]] bool IsOpenNow(PodIndex pod) const;
   [[nodiscard]] std::uint32_t IntakeToday(PodIndex pod) const;
-  [[nodiscard]] std::uint32_t DailyIntake(PodIndex pod) const { return pods_[pod].daily_intake; }
   [[nodiscard]] std::string_view NeedCode(const OpenNeed& need) const {
     return rules_->needs[need.need].code;
   }
