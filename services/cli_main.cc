@@ -238,6 +238,7 @@ int Summary(const std::string& bootstrap, const std::string& topic, int expect, 
             const std::string& metrics_url, const std::string& prefix) {
   auto conf = MakeClientConf({{"bootstrap.servers", bootstrap},
                               {"group.id", absl::StrCat("signpost-summary-", WallMs())},
+                              {"fetch.wait.max.ms", "10"},  // measure the router, not the reader
                               {"isolation.level", "read_committed"},
                               {"auto.offset.reset", "earliest"},
                               {"enable.auto.commit", "false"}});
