@@ -1104,10 +1104,15 @@ std::vector<PodFigures> Router::Pods() const {
 }
 
 std::int64_t Router::OldestWaitMs(NeedIndex need) const {
+  // Ids grow with submission, so the first entry of each urgency level is that level's oldest:
+  // at most five lookups, whatever the queue's length.
   std::int64_t oldest = 0;
-  for (const QueueKey& key : queues_[need]) {
-    const OpenNeed& n = needs_.find(key.id)->second;
-    oldest = std::max(oldest, now_ms_ - n.state_since_ms);
+  const auto& queue = queues_[need];
+  for (int urgency = v1::URGENCY_EMERGENCY; urgency >= v1::URGENCY_UNSPECIFIED; --urgency) {
+    auto it = queue.lower_bound({-urgency, 0});
+    if (it != queue.end() && it->neg_urgency == -urgency) {
+      oldest = std::max(oldest, now_ms_ - needs_.find(it->id)->second.submitted_ms);
+    }
   }
   return oldest;
 }

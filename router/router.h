@@ -101,6 +101,7 @@ class Router {
 
   [[nodiscard]] std::vector<PodFigures> Pods() const;
   [[nodiscard]] std::size_t QueuedCount(NeedIndex need) const { return queues_[need].size(); }
+  // Time since submission of the longest-waiting need of `need`'s queue; 0 when empty.
   [[nodiscard]] std::int64_t OldestWaitMs(NeedIndex need) const;
   [[nodiscard]] std::size_t OpenNeedCount() const { return needs_.size(); }
 

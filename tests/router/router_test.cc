@@ -394,6 +394,21 @@ TEST_F(RouterTest, ResponsesMustComeFromThePodHoldingTheNeed) {
               ElementsAre(RejectedFor(v1::REJECT_REASON_INVALID_TRANSITION)));
 }
 
+TEST_F(RouterTest, OldestWaitIsTheLongestWaitingNeedOfAnyUrgency) {
+  const NeedIndex food = rules().need_index.at("food");
+  EXPECT_EQ(router_->OldestWaitMs(food), 0);
+  Refer("r1", "c1", {"food"});  // placed
+  Apply(events_.Accept("r1", "food", "food-bath"));
+  Refer("r2", "c2", {"food"});  // waits, routine
+  events_.Advance(kHour);
+  v1::Envelope urgent = events_.Referral("r3", "c3", {"food"});
+  urgent.mutable_referral_submitted()->set_urgency(v1::URGENCY_URGENT);
+  Apply(urgent);
+  AdvanceAndTick(kHour);  // still within the local target's 4 h
+  EXPECT_EQ(router_->QueuedCount(food), 2u);
+  EXPECT_EQ(router_->OldestWaitMs(food), 2 * kHour);  // r2, although r3 is ahead of it
+}
+
 TEST_F(RouterTest, WithdrawingAWaitingNeedTakesItOutOfTheQueue) {
   Refer("r1", "c1", {"food"});
   Refer("r2", "c2", {"food"});
