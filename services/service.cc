@@ -357,10 +357,16 @@ class RoutingStage : public RdKafka::RebalanceCb {
     if (result.ok() && producer_->open()) {
       result = Commit();  // finish the batch in hand
     }
-    consumer_->close();  // leaves the group; revocation commits nothing more
+    if (result.ok()) {
+      result = callback_error_;
+    }
+    // Leaving the group: nothing is left to commit, so what the revocation callback meets while
+    // the consumer closes (a rebalance still under way, say) is logged, not fatal.
+    closing_ = true;
+    consumer_->close();
     partitions_.clear();
     ready_ = false;
-    return result.ok() ? callback_error_ : result;
+    return result;
   }
 
   [[nodiscard]] bool Ready() const { return ready_; }
@@ -553,7 +559,11 @@ class RoutingStage : public RdKafka::RebalanceCb {
       }
       std::unique_ptr<RdKafka::Error> e(consumer->incremental_unassign(partitions));
       if (e != nullptr) {
-        callback_error_ = absl::InternalError(absl::StrCat("incremental_unassign: ", e->str()));
+        if (closing_) {
+          spdlog::warn("incremental_unassign while leaving the group: {}", e->str());
+        } else {
+          callback_error_ = absl::InternalError(absl::StrCat("incremental_unassign: ", e->str()));
+        }
       }
     }
     metrics_.AssignedPartitions().Set(static_cast<double>(partitions_.size()));
@@ -881,6 +891,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
   absl::Status callback_error_;
   std::atomic<bool> ready_{false};
   bool joined_ = false;
+  bool closing_ = false;
   router::DecisionBuffer out_;
   router::RouterChanges changes_;
   v1::Envelope event_;

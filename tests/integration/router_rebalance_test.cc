@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <thread>
 
@@ -43,6 +45,14 @@ TEST(RouterRebalanceTest, InstancesJoinLeaveAndDieWithoutLossOrDuplicate) {
     waitpid(pid, &status, 0);
     return status;
   };
+  // The tail of an instance's log, for failure messages.
+  auto log_of = [&](const std::string& name) {
+    std::ifstream in(root + "/" + name + ".log");
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string all = text.str();
+    return all.substr(all.size() > 2000 ? all.size() - 2000 : 0);
+  };
 
   const auto started = std::chrono::steady_clock::now();
   pid_t a = spawn("a");
@@ -52,7 +62,8 @@ TEST(RouterRebalanceTest, InstancesJoinLeaveAndDieWithoutLossOrDuplicate) {
   pid_t c = spawn("c");
   std::this_thread::sleep_for(1500ms);
   int status = stop(b, SIGTERM);  // b leaves cleanly: revocation commits its batch
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "status " << status << "; b's log:\n" << log_of("b");
   std::this_thread::sleep_for(1000ms);
   stop(c, SIGKILL);  // c dies mid-batch; its static membership keeps its partitions for it ...
   c = spawn("c");    // ... and it comes back with its local state
@@ -68,9 +79,10 @@ TEST(RouterRebalanceTest, InstancesJoinLeaveAndDieWithoutLossOrDuplicate) {
     std::this_thread::sleep_for(2s);
   }
   std::this_thread::sleep_for(3s);
-  for (pid_t pid : {a, b, c}) {
+  for (const auto& [pid, name] : {std::pair{a, "a2"}, std::pair{b, "b"}, std::pair{c, "c"}}) {
     status = stop(pid, SIGTERM);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "clean stop";
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "clean stop of " << name << ", status " << status << "; log:\n" << log_of(name);
   }
   std::cout << "membership changes over the first 9 s; all decided after "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
