@@ -158,22 +158,37 @@ int Load(const std::string& bootstrap, const std::string& topic, int referrals, 
   return 0;
 }
 
+// A consumer of `topic` from its start, read_committed, in a group of its own.
+std::unique_ptr<RdKafka::KafkaConsumer> FreshReader(const std::string& bootstrap,
+                                                    const std::string& group_prefix,
+                                                    const std::string& topic,
+                                                    const KafkaProperties& extra = {}) {
+  KafkaProperties props = {{"bootstrap.servers", bootstrap},
+                           {"group.id", absl::StrCat(group_prefix, WallMs())},
+                           {"isolation.level", "read_committed"},
+                           {"auto.offset.reset", "earliest"},
+                           {"enable.auto.commit", "false"}};
+  props.insert(extra.begin(), extra.end());
+  auto conf = MakeClientConf(props);
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      conf.ok() ? RdKafka::KafkaConsumer::create(conf->get(), error) : nullptr);
+  if (consumer == nullptr || consumer->subscribe({topic}) != RdKafka::ERR_NO_ERROR) {
+    std::cerr << "signpost: cannot read " << topic << ": " << error << "\n";
+    return nullptr;
+  }
+  return consumer;
+}
+
 // The ceiling the router is measured against: a transactional consume -> produce copy of
 // `count` records from `from` to `to`, batched like the router (up to `batch` records or 100 ms a
 // transaction), with no routing. Prints records/s.
 int Copy(const std::string& bootstrap, const std::string& from, const std::string& to, int count,
          int batch) {
-  auto conf = MakeClientConf({{"bootstrap.servers", bootstrap},
-                              {"group.id", absl::StrCat("signpost-copy-", WallMs())},
-                              {"isolation.level", "read_committed"},
-                              {"auto.offset.reset", "earliest"},
-                              {"enable.auto.commit", "false"}});
-  std::string error;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
-      RdKafka::KafkaConsumer::create(conf->get(), error));
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer = FreshReader(bootstrap, "signpost-copy-", from);
   auto producer = signpost::services::TxnProducer::Create(
       {{"bootstrap.servers", bootstrap}}, absl::StrCat("signpost-copy-", WallMs()));
-  if (consumer == nullptr || !producer.ok() || consumer->subscribe({from}) != RdKafka::ERR_NO_ERROR) {
+  if (consumer == nullptr || !producer.ok()) {
     std::cerr << "signpost copy: cannot start\n";
     return 1;
   }
@@ -236,17 +251,10 @@ double Percentile(std::vector<std::int64_t>& v, double p) {
 
 int Summary(const std::string& bootstrap, const std::string& topic, int expect, int timeout_s,
             const std::string& metrics_url, const std::string& prefix) {
-  auto conf = MakeClientConf({{"bootstrap.servers", bootstrap},
-                              {"group.id", absl::StrCat("signpost-summary-", WallMs())},
-                              {"fetch.wait.max.ms", "10"},  // measure the router, not the reader
-                              {"isolation.level", "read_committed"},
-                              {"auto.offset.reset", "earliest"},
-                              {"enable.auto.commit", "false"}});
-  std::string error;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
-      RdKafka::KafkaConsumer::create(conf->get(), error));
-  if (consumer == nullptr || consumer->subscribe({topic}) != RdKafka::ERR_NO_ERROR) {
-    std::cerr << "signpost summary: " << error << "\n";
+  // fetch.wait.max.ms: measure the router, not the reader.
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer =
+      FreshReader(bootstrap, "signpost-summary-", topic, {{"fetch.wait.max.ms", "10"}});
+  if (consumer == nullptr) {
     return 1;
   }
   std::map<std::string, int> routed_by_pod, queued_by_need, escalated_by_need;
