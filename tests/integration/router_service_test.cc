@@ -146,15 +146,7 @@ class RouterServiceTest : public ::testing::Test {
     const auto deadline = std::chrono::steady_clock::now() + 60s;
     while (std::chrono::steady_clock::now() < deadline) {
       decisions = ReadAll(base_, config_.decisions_topic);
-      std::set<std::string> decided;
-      v1::Envelope d;
-      for (const Record& r : decisions) {
-        d.ParseFromString(r.value);
-        if (d.has_routed()) decided.insert(d.routed().referral_id());
-        if (d.has_queued()) decided.insert(d.queued().referral_id());
-        if (d.has_escalated()) decided.insert(d.escalated().referral_id());
-      }
-      if (decided.size() >= referrals) {
+      if (testing::DecidedReferrals(decisions) >= referrals) {
         break;
       }
       std::this_thread::sleep_for(300ms);
@@ -162,40 +154,15 @@ class RouterServiceTest : public ::testing::Test {
     return decisions;
   }
 
-  // The decisions a clean run over the committed log makes, serialized and sorted.
-  std::vector<std::string> Replay() {
-    std::ifstream in(SIGNPOST_EXAMPLE_RULES);
-    std::stringstream yaml;
-    yaml << in.rdbuf();
-    std::map<int, std::unique_ptr<router::Router>> routers;
-    std::map<int, std::unique_ptr<router::InMemoryClientStore>> stores;
-    std::vector<std::string> out;
-    router::DecisionBuffer buffer;
-    v1::Envelope event;
-    for (const Record& r : ReadAll(base_, config_.log_topic)) {
-      if (!routers.contains(r.partition)) {
-        stores[r.partition] = std::make_unique<router::InMemoryClientStore>();
-        routers[r.partition] = std::make_unique<router::Router>(
-            *router::LoadRules(yaml.str(), "rules"), *stores[r.partition]);
-      }
-      EXPECT_TRUE(event.ParseFromString(r.value));
-      buffer.Clear();
-      EXPECT_TRUE(routers[r.partition]->Apply(event, Offset(r.offset), buffer).ok());
-      for (std::size_t i = 0; i < buffer.size(); ++i) {
-        out.push_back(buffer[i].SerializeAsString());
-      }
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
-  static std::vector<std::string> Values(const std::vector<Record>& records) {
-    std::vector<std::string> out;
-    for (const Record& r : records) {
-      out.push_back(r.value);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
+  // This deployment's topics and group, in the harness's terms.
+  testing::RouterTopics Topics() const {
+    testing::RouterTopics t;
+    t.suffix = config_.group_id.substr(2);  // group_id is "g-" + suffix
+    t.intake = config_.intake_topic;
+    t.log = config_.log_topic;
+    t.decisions = config_.decisions_topic;
+    t.dlq = config_.dlq_topic;
+    return t;
   }
 
   KafkaProperties base_;
@@ -297,15 +264,14 @@ TEST_F(RouterServiceTest, DecisionsAreExactlyThoseOfACleanReplayAcrossARestart) 
   decisions = AwaitDecisions(500);
   StopService();
 
-  decisions = ReadAll(base_, config_.decisions_topic);
-  std::set<std::string> ids;
-  for (const Record& r : decisions) {
-    d.ParseFromString(r.value);
-    EXPECT_TRUE(ids.insert(d.event_id()).second) << "duplicate decision " << d.event_id();
-  }
-  const std::vector<std::string> replay = Replay();
-  EXPECT_EQ(Values(decisions).size(), replay.size());
-  EXPECT_TRUE(Values(decisions) == replay) << "committed decisions differ from a clean replay";
+  // Up to what the group committed: the ticks of the last transaction were never read.
+  const std::map<int, std::int64_t> upto = testing::LastCommitted(base_, Topics(), 2);
+  const testing::ReplayCheck check =
+      testing::CheckAgainstReplay(base_, Topics(), SIGNPOST_EXAMPLE_RULES, &upto);
+  EXPECT_TRUE(check.duplicates.empty()) << check.duplicates.size() << " duplicate decisions";
+  EXPECT_EQ(check.over_capacity, "");
+  EXPECT_TRUE(check.equal) << "committed decisions differ from a clean replay: "
+                           << check.committed << " vs " << check.replayed;
 
   const std::vector<Record> dlq = ReadAll(base_, config_.dlq_topic);
   ASSERT_EQ(dlq.size(), 4u);
