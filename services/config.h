@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "services/config_fields.h"
 #include "services/kafka/client_config.h"
 
 namespace signpost::services {
@@ -44,8 +45,5 @@ struct ServiceConfig {
 
 // The effective configuration as YAML, with secrets (passwords, keys, tokens) masked.
 [[nodiscard]] std::string PrintServiceConfig(const ServiceConfig& config);
-
-// The process environment as a map, for LoadServiceConfig.
-[[nodiscard]] std::map<std::string, std::string> ProcessEnvironment();
 
 }  // namespace signpost::services

@@ -3,40 +3,11 @@
 
 #include <algorithm>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "services/checks.h"
 
 namespace signpost::services {
 namespace {
-
-constexpr std::size_t kMaxId = 128;
-constexpr int kMaxNeeds = 20;
-
-bool ValidId(const std::string& s) { return !s.empty() && s.size() <= kMaxId; }
-
-// "ba2 " -> "BA2"; outward codes are 2-4 characters: A9, A99, AA9, AA99, A9A, AA9A.
-bool NormaliseOutward(std::string& code) {
-  std::string out;
-  for (char c : code) {
-    if (c != ' ') {
-      out.push_back(absl::ascii_toupper(static_cast<unsigned char>(c)));
-    }
-  }
-  if (out.empty()) {
-    code.clear();
-    return true;  // unknown locality is allowed: county-wide pods can still take it
-  }
-  if (out.size() < 2 || out.size() > 4 || !absl::ascii_isalpha(static_cast<unsigned char>(out[0]))) {
-    return false;
-  }
-  for (char c : out) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) {
-      return false;
-    }
-  }
-  code = out;
-  return true;
-}
 
 IntakeVerdict Reject(DlqReason reason, std::string detail) {
   IntakeVerdict v;
@@ -86,59 +57,21 @@ IntakeVerdict JudgeIntake(std::string_view bytes, const IntakeRules& rules) {
   std::string outward;
   switch (e.body_case()) {
     case v1::Envelope::kReferralSubmitted: {
-      v1::ReferralSubmitted& r = *e.mutable_referral_submitted();
-      if (!ValidId(r.referral_id())) {
-        return Reject(DlqReason::kInvalidReferral, "referral_id must be 1-128 bytes");
+      std::vector<FieldProblem> problems;
+      CheckReferral(*e.mutable_referral_submitted(), problems);
+      if (!problems.empty()) {
+        return Reject(DlqReason::kInvalidReferral,
+                      absl::StrCat(problems[0].field, ": ", problems[0].problem));
       }
-      if (!ValidId(r.client_ref())) {
-        return Reject(DlqReason::kInvalidReferral, "client_ref must be 1-128 bytes");
-      }
-      if (r.needs_size() > kMaxNeeds) {
-        return Reject(DlqReason::kInvalidReferral, "at most 20 needs");
-      }
-      for (v1::Need& need : *r.mutable_needs()) {
-        std::string code(absl::StripAsciiWhitespace(need.code()));
-        absl::AsciiStrToLower(&code);
-        if (code.size() > 64) {
-          return Reject(DlqReason::kInvalidReferral, "need code longer than 64");
-        }
-        need.set_code(code);  // unknown codes stay: the router sends them to triage
-        if (!v1::Urgency_IsValid(need.urgency())) {
-          return Reject(DlqReason::kInvalidReferral, "needs.urgency unknown");
-        }
-      }
-      if (!v1::Source_IsValid(r.source()) || !v1::Urgency_IsValid(r.urgency())) {
-        return Reject(DlqReason::kInvalidReferral, "source or urgency unknown");
-      }
-      for (int f : r.flags()) {
-        if (!v1::ClientFlag_IsValid(f) || f == 0) {
-          return Reject(DlqReason::kInvalidReferral, "flags: unknown value");
-        }
-      }
-      for (int c : r.consent()) {
-        if (!v1::ConsentScope_IsValid(c) || c == 0) {
-          return Reject(DlqReason::kInvalidReferral, "consent: unknown value");
-        }
-      }
-      if (r.birth_year() != 0 && (r.birth_year() < 1890 || r.birth_year() > 2100)) {
-        return Reject(DlqReason::kInvalidReferral, "birth_year out of range");
-      }
-      if (r.language().size() > 35 || r.lsoa().size() > 16 || r.source_org().size() > kMaxId) {
-        return Reject(DlqReason::kInvalidReferral, "language, lsoa or source_org too long");
-      }
-      std::string code = r.postcode_outward();
-      if (!NormaliseOutward(code)) {
-        return Reject(DlqReason::kInvalidReferral, "postcode_outward is not an outward code");
-      }
-      r.set_postcode_outward(code);
-      outward = code;
+      outward = e.referral_submitted().postcode_outward();
       break;
     }
     case v1::Envelope::kPodResponse: {
-      const v1::PodResponse& r = e.pod_response();
-      if (!ValidId(r.referral_id()) || r.need_code().size() > 64 || r.pod_id().size() > 64 ||
-          r.response_case() == v1::PodResponse::RESPONSE_NOT_SET) {
-        return Reject(DlqReason::kInvalidResponse, "referral_id, need_code, pod_id or response");
+      std::vector<FieldProblem> problems;
+      CheckPodResponse(e.pod_response(), problems);
+      if (!problems.empty()) {
+        return Reject(DlqReason::kInvalidResponse,
+                      absl::StrCat(problems[0].field, ": ", problems[0].problem));
       }
       break;
     }
