@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
-// A small HTTP/1.1 server (Boost.Beast) for /metrics, /healthz, /readyz and the read-only query
-// API. One background thread; handlers run on it and must be thread-safe.
+// The router's read-only HTTP endpoint (/metrics, /healthz, /readyz and the query API) on the
+// shared asynchronous server: one thread; the handler answers GET and HEAD synchronously and
+// must be thread-safe.
 #pragma once
 
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
 
 namespace signpost::services {
+namespace http {
+class Server;
+}  // namespace http
 
 struct HttpResponse {
   int status = 200;
@@ -28,17 +30,15 @@ class HttpServer {
   // Returns kUnavailable when the address cannot be bound.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
       const std::string& listen, HttpHandler handler);
-  ~HttpServer();  // stops and joins
+  ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   [[nodiscard]] int port() const { return port_; }
 
  private:
-  struct State;
   HttpServer() = default;
-  std::unique_ptr<State> state_;
-  std::thread thread_;
+  std::unique_ptr<http::Server> server_;
   int port_ = 0;
 };
 
