@@ -17,9 +17,7 @@ namespace signpost::services::gateway {
 struct Route {
   std::string method;
   std::string path;
-  friend bool operator<(const Route& a, const Route& b) {
-    return a.method != b.method ? a.method < b.method : a.path < b.path;
-  }
+  friend auto operator<=>(const Route&, const Route&) = default;
 };
 
 class Gateway {

@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/testing/own_broker.h"
 #include "tests/testing/router_harness.h"
 
 namespace signpost::testing {
@@ -26,51 +27,10 @@ using namespace std::chrono_literals;
 
 constexpr int kReferrals = 30'000;
 
-std::string Broker(const std::string& dir, const std::string& verb) {
-  const std::string command =
-      absl::StrCat("SIGNPOST_BROKER_DIR=", dir, " ", SIGNPOST_SOURCE_DIR, "/scripts/kafka ", verb,
-                   " 2>/dev/null");
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[256];
-  while (pipe != nullptr && fgets(buffer, sizeof buffer, pipe) != nullptr) {
-    out += buffer;
-  }
-  const int rc = pipe != nullptr ? pclose(pipe) : -1;
-  EXPECT_EQ(rc, 0) << "scripts/kafka " << verb;
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
-    out.pop_back();
-  }
-  return out;
-}
-
-pid_t BrokerPid(const std::string& dir) {
-  std::ifstream in(dir + "/pid");
-  pid_t pid = 0;
-  in >> pid;
-  return pid;
-}
-
-// Stops and removes this test's broker and files however the test ends.
-struct OwnBroker {
-  explicit OwnBroker(std::string root) : root(std::move(root)), dir(this->root + "/broker") {}
-  ~OwnBroker() {
-    if (const pid_t pid = BrokerPid(dir); pid > 0) {
-      kill(pid, SIGCONT);
-    }
-    Broker(dir, "clean");
-    std::filesystem::remove_all(root);
-  }
-  std::string root;
-  std::string dir;
-};
-
 TEST(RouterBrokerBounceTest, TheRouterRidesOutBrokerKillsAndAPause) {
-  char pattern[] = "/tmp/signpost-bounce-XXXXXX";
-  const OwnBroker own(mkdtemp(pattern));
-  const std::string& root = own.root;
-  const std::string& broker_dir = own.dir;
-  const std::string bootstrap = Broker(broker_dir, "start");
+  const OwnBroker own;
+  const std::string& root = own.root();
+  const std::string bootstrap = own.Run("start");
   ASSERT_FALSE(bootstrap.empty());
   const services::KafkaProperties base = {{"bootstrap.servers", bootstrap}};
   const RouterTopics topics = RouterTopics::Create(base, 2);
@@ -82,12 +42,12 @@ TEST(RouterBrokerBounceTest, TheRouterRidesOutBrokerKillsAndAPause) {
                                    {"batch.max_records=200", "kafka.socket.timeout.ms=10000"});
   for (int bounce = 0; bounce < 3; ++bounce) {
     std::this_thread::sleep_for(2s);
-    Broker(broker_dir, "kill");
+    own.Run("kill");
     std::this_thread::sleep_for(1s);
-    EXPECT_EQ(Broker(broker_dir, "start"), bootstrap) << "the broker comes back where it was";
+    EXPECT_EQ(own.Run("start"), bootstrap) << "the broker comes back where it was";
   }
   std::this_thread::sleep_for(2s);
-  const pid_t broker = BrokerPid(broker_dir);
+  const pid_t broker = own.Pid();
   kill(broker, SIGSTOP);
   std::this_thread::sleep_for(15s);  // past the 10 s socket timeout
   kill(broker, SIGCONT);
