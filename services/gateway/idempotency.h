@@ -3,7 +3,9 @@
 // without a second event (the Stripe and IETF Idempotency-Key pattern): a retry while the first
 // request is still waiting for Kafka gets 409, a retry with a different body gets 422. Only
 // acknowledged answers are kept; a failed attempt (503) is forgotten so the retry can succeed.
-// Bounded by entry count and age. Thread-safe.
+// Bounded by entry count and age. Thread-safe; the entries are spread over shards, each with
+// its own lock, so neither contention nor a table's growth (a rehash of a million entries takes
+// most of a second) stalls every request at once.
 //
 // In memory, per gateway process: after a restart, or at another replica, a retry produces the
 // event again with the same event and referral ids, and the router reports it as a duplicate
@@ -14,7 +16,9 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "services/http/server.h"
@@ -24,8 +28,7 @@ namespace signpost::services::gateway {
 class IdempotencyStore {
  public:
   using Clock = std::chrono::steady_clock;
-  IdempotencyStore(std::size_t max_entries, std::chrono::seconds ttl)
-      : max_entries_(max_entries), ttl_(ttl) {}
+  IdempotencyStore(std::size_t max_entries, std::chrono::seconds ttl);
 
   enum class Outcome { kNew, kInFlight, kMismatch, kReplay };
   struct Begin {
@@ -48,13 +51,17 @@ class IdempotencyStore {
     http::Reply reply;
     Clock::time_point at;
   };
-  void Evict(Clock::time_point now);  // with mu_ held
+  struct Shard {
+    mutable std::mutex mu;
+    absl::flat_hash_map<std::string, Entry> entries;
+    std::deque<std::pair<Clock::time_point, std::string>> order;  // insertion order
+  };
+  Shard& ShardOf(const std::string& key);
+  void Evict(Shard& shard, Clock::time_point now);  // with shard.mu held
 
-  const std::size_t max_entries_;
+  std::size_t max_per_shard_;
   const std::chrono::seconds ttl_;
-  mutable std::mutex mu_;
-  absl::flat_hash_map<std::string, Entry> entries_;
-  std::deque<std::pair<Clock::time_point, std::string>> order_;  // insertion order, for eviction
+  std::vector<std::unique_ptr<Shard>> shards_;
 };
 
 }  // namespace signpost::services::gateway

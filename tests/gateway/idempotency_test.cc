@@ -48,3 +48,21 @@ TEST(IdempotencyStoreTest, BoundedByCountAndAgeButKeepsWhatIsInFlight) {
 
 }  // namespace
 }  // namespace signpost::services::gateway
+
+namespace signpost::services::gateway {
+namespace {
+
+TEST(IdempotencyStoreTest, ShardedStoresStayWithinTheirBound) {
+  IdempotencyStore store(100'000, std::chrono::seconds(60));
+  for (int i = 0; i < 300'000; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    ASSERT_EQ(store.Start(key, "x").outcome, IdempotencyStore::Outcome::kNew);
+    store.Finish(key, {202, "", "", {}}, true);
+  }
+  EXPECT_LE(store.size(), 100'000u);
+  EXPECT_GE(store.size(), 90'000u);
+  EXPECT_EQ(store.Start("k299999", "x").outcome, IdempotencyStore::Outcome::kReplay);
+}
+
+}  // namespace
+}  // namespace signpost::services::gateway
