@@ -88,17 +88,30 @@ absl::StatusOr<std::unique_ptr<TxnProducer>> ReplaceProducer(const ServiceConfig
   return last;
 }
 
-// Static membership and a restarted broker: after a coordinator failover the broker can fence a
-// consumer with its own group.instance.id. That consumer is replaced; a genuine second instance
-// with the same id would fence us again at once, so more than 3 times in 5 minutes stops.
+// What a stage may recover from, at most 3 times in 5 minutes (a genuine second instance would
+// fence us again at once, and then we stop):
+//  - static membership and a restarted broker: after a coordinator failover the broker can fence
+//    a consumer with its own group.instance.id; the consumer is replaced;
+//  - a producer fenced after its transaction outlived transaction.timeout.ms (e.g. across a
+//    broker outage): the coordinator aborts such a transaction and bumps the epoch itself
+//    (KIP-588), which librdkafka reports exactly as a newer instance. A newer instance fences a
+//    younger transaction too, so only an old one is taken for the coordinator's doing; the
+//    producer is replaced and the batch replayed. (Group membership cannot tell the two apart:
+//    with static membership the instance that joins last always wins it back.)
 class FencedMembership {
  public:
   // Whether `consumer`'s fatal error is a fenced static membership we may recover from.
   bool MayRecover(RdKafka::KafkaConsumer& consumer) {
     std::string reason;
-    if (consumer.fatal_error(reason) != RdKafka::ERR_FENCED_INSTANCE_ID) {
-      return false;
-    }
+    return consumer.fatal_error(reason) == RdKafka::ERR_FENCED_INSTANCE_ID && WithinBudget();
+  }
+  // Whether a fenced producer was fenced by the coordinator rather than by another instance.
+  bool MayRecoverProducer(const TxnProducer& producer) {
+    return producer.outlived_timeout() && WithinBudget();
+  }
+
+ private:
+  bool WithinBudget() {
     const auto now = Clock::now();
     recent_.push_back(now);
     while (!recent_.empty() && now - recent_.front() > std::chrono::minutes(5)) {
@@ -106,10 +119,29 @@ class FencedMembership {
     }
     return recent_.size() <= 3;
   }
-
- private:
   std::vector<Clock::time_point> recent_;
 };
+
+// After kFatal from a stage's producer: one fenced by a newer instance stops the stage; a
+// broken one, or one the coordinator fenced itself, is replaced by a new producer with the same
+// transactional id, which aborts whatever the old one left open.
+absl::Status ReplaceFatalProducer(std::unique_ptr<TxnProducer>& producer,
+                                  FencedMembership& fencing, const ServiceConfig& config,
+                                  const char* stage, const std::string& why) {
+  if (producer->fenced()) {
+    if (!fencing.MayRecoverProducer(*producer)) {
+      return absl::InternalError(absl::StrCat(stage, " transaction: fenced: ", why));
+    }
+    spdlog::warn("{} producer fenced after its transaction outlived the transaction timeout "
+                 "(the coordinator aborted it); replacing it",
+                 stage);
+  } else {
+    spdlog::warn("{} producer broken ({}); replacing it", stage, why);
+  }
+  SIGNPOST_ASSIGN_OR_RETURN(
+      producer, ReplaceProducer(config, std::string_view(stage) == "intake" ? "-intake-" : "-router-"));
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> MakeConsumer(
     const ServiceConfig& config, const std::string& group, const std::string& instance,
@@ -223,22 +255,7 @@ class IntakeStage {
       }
       if (m->err() != RdKafka::ERR_NO_ERROR) {
         if (m->err() == RdKafka::ERR__FATAL) {
-          if (!fencing_.MayRecover(*consumer_)) {
-            return absl::InternalError(absl::StrCat("intake consumer: ", m->errstr()));
-          }
-          spdlog::warn("intake consumer fenced after a coordinator change; replacing it");
-          std::string why;
-          if (producer_->Abort(why) == TxnResult::kFatal) {
-            SIGNPOST_ASSIGN_OR_RETURN(producer_, ReplaceProducer(config_, "-intake-"));
-          }
-          consumer_->close();
-          SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id + "-intake",
-                                                            config_.instance_id + "-intake",
-                                                            nullptr));
-          if (consumer_->subscribe({config_.intake_topic}) != RdKafka::ERR_NO_ERROR) {
-            return absl::UnavailableError("subscribe after replacing the consumer");
-          }
-          return absl::OkStatus();
+          return RecoverFencedConsumer();
         }
         spdlog::warn("intake consume error: {}", m->errstr());
         continue;
@@ -272,19 +289,39 @@ class IntakeStage {
     std::string why;
     const TxnResult r = producer_->SendOffsetsAndCommit(offsets, consumer_.get(), why);
     RdKafka::TopicPartition::destroy(offsets);
-    if (r == TxnResult::kFatal && producer_->fenced()) {
-      return absl::InternalError(absl::StrCat("intake transaction: fenced: ", why));
-    }
     if (r == TxnResult::kFatal) {
-      // A broken producer (e.g. after a broker outage): a new one with the same transactional id
-      // takes over and aborts whatever the old one left open.
-      spdlog::warn("intake producer broken ({}); replacing it", why);
-      SIGNPOST_ASSIGN_OR_RETURN(producer_, ReplaceProducer(config_, "-intake-"));
+      SIGNPOST_RETURN_IF_ERROR(ReplaceFatalProducer(producer_, fencing_, config_, "intake", why));
     }
     if (r != TxnResult::kOk) {
       metrics_.TransactionAborts().Increment();
       spdlog::warn("intake transaction aborted ({}); rewinding to the committed offsets", why);
-      return RewindToCommitted(*consumer_);
+      absl::Status rewound = RewindToCommitted(*consumer_);
+      if (std::string reason; consumer_->fatal_error(reason) != RdKafka::ERR_NO_ERROR) {
+        return RecoverFencedConsumer();  // the abort came from our consumer being fenced
+      }
+      return rewound;
+    }
+    return absl::OkStatus();
+  }
+
+  // The consumer has a fatal error: a fenced static membership after a coordinator change is
+  // replaced (within the budget); anything else stops the stage.
+  absl::Status RecoverFencedConsumer() {
+    std::string reason;
+    consumer_->fatal_error(reason);
+    if (!fencing_.MayRecover(*consumer_)) {
+      return absl::InternalError(absl::StrCat("intake consumer: ", reason));
+    }
+    spdlog::warn("intake consumer fenced after a coordinator change; replacing it");
+    std::string why;
+    if (producer_->open() && producer_->Abort(why) == TxnResult::kFatal) {
+      SIGNPOST_RETURN_IF_ERROR(ReplaceFatalProducer(producer_, fencing_, config_, "intake", why));
+    }
+    consumer_->close();
+    SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id + "-intake",
+                                                      config_.instance_id + "-intake", nullptr));
+    if (consumer_->subscribe({config_.intake_topic}) != RdKafka::ERR_NO_ERROR) {
+      return absl::UnavailableError("subscribe after replacing the consumer");
     }
     return absl::OkStatus();
   }
@@ -616,11 +653,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
       }
       if (m->err() != RdKafka::ERR_NO_ERROR) {
         if (m->err() == RdKafka::ERR__FATAL) {
-          if (!fencing_.MayRecover(*consumer_)) {
-            return absl::InternalError(absl::StrCat("consumer: ", m->errstr()));
-          }
-          spdlog::warn("consumer fenced after a coordinator change; replacing it");
-          return ReplaceConsumer();
+          return RecoverFencedConsumer();
         }
         spdlog::warn("consume error: {}", m->errstr());
         continue;
@@ -739,7 +772,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
   absl::Status ReplaceConsumer() {
     std::string why;
     if (producer_->open() && producer_->Abort(why) == TxnResult::kFatal) {
-      SIGNPOST_ASSIGN_OR_RETURN(producer_, ReplaceProducer(config_, "-router-"));
+      SIGNPOST_RETURN_IF_ERROR(ReplaceFatalProducer(producer_, fencing_, config_, "routing", why));
     }
     event_times_.clear();
     consumer_->close();
@@ -766,12 +799,8 @@ class RoutingStage : public RdKafka::RebalanceCb {
     const auto started = Clock::now();
     const TxnResult r = producer_->SendOffsetsAndCommit(offsets, consumer_.get(), why);
     RdKafka::TopicPartition::destroy(offsets);
-    if (r == TxnResult::kFatal && producer_->fenced()) {
-      return absl::InternalError(absl::StrCat("transaction: fenced: ", why));
-    }
     if (r == TxnResult::kFatal) {
-      spdlog::warn("producer broken ({}); replacing it", why);
-      SIGNPOST_ASSIGN_OR_RETURN(producer_, ReplaceProducer(config_, "-router-"));
+      SIGNPOST_RETURN_IF_ERROR(ReplaceFatalProducer(producer_, fencing_, config_, "routing", why));
     }
     if (r != TxnResult::kOk) {
       metrics_.TransactionAborts().Increment();
@@ -807,7 +836,21 @@ class RoutingStage : public RdKafka::RebalanceCb {
     return absl::OkStatus();
   }
 
+  // The consumer has a fatal error: see the intake stage's.
+  absl::Status RecoverFencedConsumer() {
+    std::string reason;
+    consumer_->fatal_error(reason);
+    if (!fencing_.MayRecover(*consumer_)) {
+      return absl::InternalError(absl::StrCat("consumer: ", reason));
+    }
+    spdlog::warn("consumer fenced after a coordinator change; replacing it");
+    return ReplaceConsumer();
+  }
+
   absl::Status ResetAfterAbort() {
+    if (std::string reason; consumer_->fatal_error(reason) != RdKafka::ERR_NO_ERROR) {
+      return RecoverFencedConsumer();  // the abort came from our consumer being fenced
+    }
     for (auto& [id, part] : partitions_) {
       const std::int64_t committed = Committed(id);
       SIGNPOST_RETURN_IF_ERROR(callback_error_);
@@ -816,6 +859,9 @@ class RoutingStage : public RdKafka::RebalanceCb {
       std::unique_ptr<RdKafka::TopicPartition> tp(RdKafka::TopicPartition::create(
           config_.log_topic, id, from == 0 ? RdKafka::Topic::OFFSET_BEGINNING : from));
       if (RdKafka::ErrorCode err = consumer_->seek(*tp, 10'000); err != RdKafka::ERR_NO_ERROR) {
+        if (std::string reason; consumer_->fatal_error(reason) != RdKafka::ERR_NO_ERROR) {
+          return RecoverFencedConsumer();
+        }
         return absl::UnavailableError(absl::StrCat("seek: ", RdKafka::err2str(err)));
       }
     }

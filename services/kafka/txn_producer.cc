@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "services/kafka/txn_producer.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "router/base/status_macros.h"
 
@@ -24,6 +25,9 @@ absl::StatusOr<std::unique_ptr<TxnProducer>> TxnProducer::Create(
   props.try_emplace("partitioner", "murmur2_random");  // as Java clients: same key, same partition
   SIGNPOST_ASSIGN_OR_RETURN(auto conf, MakeClientConf(props));
   auto p = std::unique_ptr<TxnProducer>(new TxnProducer());
+  std::int64_t timeout_ms = 30'000;
+  static_cast<void>(absl::SimpleAtoi(props["transaction.timeout.ms"], &timeout_ms));
+  p->transaction_timeout_ = std::chrono::milliseconds(timeout_ms);
   std::string error;
   if (conf->set("dr_cb", &p->reports_, error) != RdKafka::Conf::CONF_OK) {
     return absl::InternalError(error);
@@ -44,10 +48,14 @@ absl::Status TxnProducer::Begin() {
     return absl::OkStatus();
   }
   std::unique_ptr<RdKafka::Error> e(producer_->begin_transaction());
+  if (e != nullptr && e->is_fatal()) {
+    return absl::OkStatus();  // as in Produce: the commit reports it
+  }
   if (e != nullptr) {
     return absl::InternalError(absl::StrCat("begin_transaction: ", e->str()));
   }
   open_ = true;
+  begun_at_ = std::chrono::steady_clock::now();
   reports_.failed = 0;
   return absl::OkStatus();
 }
@@ -60,6 +68,13 @@ absl::Status TxnProducer::Produce(const std::string& topic, const std::string& k
         topic, partition, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
         value.size(), key.empty() ? nullptr : key.data(), key.size(), 0, headers, nullptr);
     if (err == RdKafka::ERR_NO_ERROR) {
+      return absl::OkStatus();
+    }
+    if (err == RdKafka::ERR__FATAL) {
+      // The producer is fenced or broken: this transaction can never commit, so the record is
+      // dropped with it. The commit that ends the batch reports the error (kFatal, fenced()),
+      // and the caller rewinds and replays the batch.
+      delete headers;
       return absl::OkStatus();
     }
     if (err != RdKafka::ERR__QUEUE_FULL) {
@@ -110,18 +125,26 @@ TxnResult TxnProducer::Abort(std::string& why) {
   }
   producer_->flush(5'000);
   std::unique_ptr<RdKafka::Error> e(producer_->abort_transaction(-1));
-  open_ = false;
   if (e != nullptr && e->is_fatal()) {
     why = e->str();
+    Classify(*e);
+    open_ = false;
     return TxnResult::kFatal;
   }
+  open_ = false;
   return TxnResult::kAborted;
+}
+
+void TxnProducer::Classify(const RdKafka::Error& e) {
+  fenced_ = e.code() == RdKafka::ERR__FENCED || e.code() == RdKafka::ERR_PRODUCER_FENCED ||
+            e.code() == RdKafka::ERR_INVALID_PRODUCER_EPOCH;
+  outlived_timeout_ = fenced_ && open_ &&
+                      std::chrono::steady_clock::now() - begun_at_ >= transaction_timeout_;
 }
 
 TxnResult TxnProducer::Fail(const RdKafka::Error& e, std::string& why) {
   why = e.str();
-  fenced_ = e.code() == RdKafka::ERR__FENCED || e.code() == RdKafka::ERR_PRODUCER_FENCED ||
-            e.code() == RdKafka::ERR_INVALID_PRODUCER_EPOCH;
+  Classify(e);
   if (e.is_fatal()) {
     return TxnResult::kFatal;  // fenced by a newer instance, or the producer is broken
   }

@@ -4,6 +4,7 @@
 // commit and abort always with timeout -1; delivery failures fail the transaction.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,7 +31,8 @@ class TxnProducer {
       const KafkaProperties& properties, const std::string& transactional_id,
       int init_timeout_ms = 60'000);
 
-  // Begins a transaction unless one is open.
+  // Begins a transaction unless one is open. Once the producer has a fatal error (fenced, or
+  // broken), Begin and Produce succeed without effect and SendOffsetsAndCommit reports it.
   [[nodiscard]] absl::Status Begin();
   [[nodiscard]] bool open() const { return open_; }
 
@@ -51,6 +53,10 @@ class TxnProducer {
   // After kFatal: whether a newer producer with the same transactional id fenced this one (the
   // process must stop), as opposed to a broken producer that a new one can replace.
   [[nodiscard]] bool fenced() const { return fenced_; }
+  // After kFatal with fenced(): whether the failed transaction had been open for at least
+  // transaction.timeout.ms, so the coordinator may have aborted it and bumped the epoch itself
+  // (KIP-588) rather than a newer instance fencing this one.
+  [[nodiscard]] bool outlived_timeout() const { return outlived_timeout_; }
 
   [[nodiscard]] RdKafka::Producer& producer() { return *producer_; }
 
@@ -62,11 +68,15 @@ class TxnProducer {
 
   TxnProducer() = default;
   TxnResult Fail(const RdKafka::Error& e, std::string& why);
+  void Classify(const RdKafka::Error& e);  // sets fenced_ and outlived_timeout_
 
   Reports reports_;
   std::unique_ptr<RdKafka::Producer> producer_;
   bool open_ = false;
   bool fenced_ = false;
+  bool outlived_timeout_ = false;
+  std::chrono::steady_clock::time_point begun_at_;
+  std::chrono::milliseconds transaction_timeout_{0};
 };
 
 }  // namespace signpost::services

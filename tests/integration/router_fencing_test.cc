@@ -9,6 +9,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <thread>
 
@@ -90,6 +92,16 @@ TEST(RouterFencingTest, AFrozenInstanceIsFencedAndCommitsNothing) {
   EXPECT_TRUE(check.equal) << check.committed << " committed vs " << check.replayed;
   EXPECT_EQ(DecidedReferrals(ReadCommitted(*base, topics.decisions)),
             static_cast<std::size_t>(kReferrals));
+  if (HasFailure()) {
+    for (const char* machine : {"/machine-1.log", "/machine-2.log"}) {
+      std::ifstream log(root + machine);
+      std::stringstream text;
+      text << log.rdbuf();
+      const std::string t = text.str();
+      std::cout << "---- " << machine << " (last 4000 bytes)\n"
+                << t.substr(t.size() > 4000 ? t.size() - 4000 : 0) << "\n";
+    }
+  }
   std::filesystem::remove_all(root);
 }
 

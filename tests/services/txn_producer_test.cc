@@ -3,6 +3,9 @@
 // place Signpost uses it: injecting broker errors a real broker will not produce on demand).
 #include "services/kafka/txn_producer.h"
 
+#include <chrono>
+#include <thread>
+
 #include "gtest/gtest.h"
 #include "librdkafka/rdkafka.h"
 #include "librdkafka/rdkafka_mock.h"  // after rdkafka.h, as it requires
@@ -72,6 +75,31 @@ TEST_F(TxnProducerTest, AFencedProducerIsFatal) {
   EXPECT_EQ(OneTransaction(why), TxnResult::kFatal);
   EXPECT_FALSE(why.empty());
   EXPECT_TRUE(producer_->fenced());
+  EXPECT_FALSE(producer_->outlived_timeout()) << "a young transaction was fenced by an instance";
+  // The fenced producer takes no more work: Begin and Produce do nothing, the commit says why.
+  EXPECT_TRUE(producer_->Begin().ok());
+  EXPECT_TRUE(producer_->Produce("t", "k", "v").ok());
+  EXPECT_EQ(producer_->SendOffsetsAndCommit({}, nullptr, why), TxnResult::kFatal);
+  EXPECT_TRUE(producer_->fenced());
+}
+
+TEST(TxnProducerTimeoutTest, AFenceAfterTheTransactionTimeoutMayBeTheCoordinators) {
+  auto p = TxnProducer::Create({{"test.mock.num.brokers", "1"},
+                                {"bootstrap.servers", "mock"},
+                                {"transaction.timeout.ms", "1000"},
+                                {"message.timeout.ms", "1000"}},
+                               "txn-timeout-test", 20'000);
+  ASSERT_TRUE(p.ok()) << p.status();
+  rd_kafka_mock_cluster_t* cluster = rd_kafka_handle_mock_cluster((*p)->producer().c_ptr());
+  ASSERT_EQ(rd_kafka_mock_topic_create(cluster, "t", 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE((*p)->Begin().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // open longer than the timeout
+  ASSERT_TRUE((*p)->Produce("t", "key", "value").ok());
+  rd_kafka_mock_push_request_errors(cluster, kEndTxn, 1, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+  std::string why;
+  EXPECT_EQ((*p)->SendOffsetsAndCommit({}, nullptr, why), TxnResult::kFatal);
+  EXPECT_TRUE((*p)->fenced());
+  EXPECT_TRUE((*p)->outlived_timeout());
 }
 
 TEST_F(TxnProducerTest, AnInvalidEpochIsFatal) {
