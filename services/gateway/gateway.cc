@@ -386,7 +386,7 @@ struct Gateway::Impl {
     const bool fhir = route == kSubmitFhir;
     const unsigned scope = route == kStatus ? kRead : route == kResponses ? kRespond : kSubmit;
     const Integrator* who = nullptr;
-    if (http::Reply refused; !Authenticate(request, scope, fhir, who, refused)) {
+    if (http::Reply refused; !Authenticate(request, scope, who, refused)) {
       return answer(std::move(refused));
     }
     if (route == kStatus) {
@@ -422,8 +422,8 @@ struct Gateway::Impl {
     return SubmitResponse(request, document, id, *who, std::move(answer));
   }
 
-  bool Authenticate(const http::Request& request, unsigned scope, bool fhir,
-                    const Integrator*& who, http::Reply& refused) {
+  bool Authenticate(const http::Request& request, unsigned scope, const Integrator*& who,
+                    http::Reply& refused) {
     const std::string auth(request.header("authorization"));
     if (!absl::StartsWithIgnoreCase(auth, "bearer ") || auth.size() <= 7) {
       metrics.Rejected("unauthenticated");
@@ -445,16 +445,15 @@ struct Gateway::Impl {
       refused = http::Problem(403, "Forbidden", "the token does not have the scope this needs");
       return false;
     }
-    (void)fhir;
     return true;
   }
 
-  v1::Envelope NewEnvelope(const http::Request& request, std::string event_id) {
+  // Every event names the integrator that sent it ("integrator/<id>").
+  v1::Envelope NewEnvelope(const http::Request& request, const Integrator& who) {
     v1::Envelope e;
     e.set_schema_version(1);
-    e.set_event_id(std::move(event_id));
     e.set_event_time_ms(NowMs());
-    e.set_producer("gateway");
+    e.set_producer(absl::StrCat("integrator/", who.id));
     e.set_trace_id(TraceId(request.header("traceparent")));
     return e;
   }
@@ -532,7 +531,7 @@ struct Gateway::Impl {
 
   void SubmitJson(const http::Request& request, const json& document, const Integrator& who,
                   http::Respond answer) {
-    v1::Envelope e = NewEnvelope(request, "");
+    v1::Envelope e = NewEnvelope(request, who);
     v1::ReferralSubmitted& r = *e.mutable_referral_submitted();
     std::vector<FieldProblem> problems;
     ReferralFromJson(document, r, problems);
@@ -590,7 +589,7 @@ struct Gateway::Impl {
       }
       fingerprint += r.SerializeAsString();
       keys.push_back(r.referral_id());
-      v1::Envelope e = NewEnvelope(request, "");
+      v1::Envelope e = NewEnvelope(request, who);
       *e.mutable_referral_submitted() = std::move(r);
       envelopes.push_back(std::move(e));
     }
@@ -628,7 +627,7 @@ struct Gateway::Impl {
 
   void SubmitResponse(const http::Request& request, const json& document, const std::string& id,
                       const Integrator& who, http::Respond answer) {
-    v1::Envelope e = NewEnvelope(request, "");
+    v1::Envelope e = NewEnvelope(request, who);
     v1::PodResponse& r = *e.mutable_pod_response();
     std::vector<FieldProblem> problems;
     json body = document;

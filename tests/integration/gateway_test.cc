@@ -183,7 +183,8 @@ TEST_F(GatewayTest, AcknowledgedSubmissionsAreInKafkaExactlyAsMapped) {
   for (std::size_t i = 0; i < got.size(); ++i) {
     const v1::Envelope& e = got[i];
     EXPECT_EQ(e.schema_version(), 1u);
-    EXPECT_EQ(e.producer(), "gateway");
+    EXPECT_EQ(e.producer(), e.has_pod_response() ? "integrator/demo-food-pod"
+                                                  : "integrator/demo-gp-system");
     EXPECT_GT(e.event_time_ms(), 0);
     EXPECT_EQ(e.trace_id().size(), 32u);
     EXPECT_TRUE(event_ids.insert(e.event_id()).second) << "event ids are unique";
