@@ -229,20 +229,28 @@ void JsonToMessage(const json& j, Message& m, const std::string& pointer,
   }
 }
 
+namespace {
+
+// Reads `m` from `j`, then runs the shared `check` and adds what it found about fields the
+// reading did not already report.
+template <class Message, class Check>
+void ReadAndCheck(const json& j, Message& m, Check check, std::vector<FieldProblem>& problems) {
+  JsonToMessage(j, m, "", problems);
+  std::vector<FieldProblem> checked;
+  check(m, checked);
+  AddUnreported(checked, problems);
+}
+
+}  // namespace
+
 void ReferralFromJson(const json& j, v1::ReferralSubmitted& referral,
                       std::vector<FieldProblem>& problems) {
-  JsonToMessage(j, referral, "", problems);
-  std::vector<FieldProblem> checked;
-  CheckReferral(referral, checked);
-  AddUnreported(checked, problems);
+  ReadAndCheck(j, referral, CheckReferral, problems);
 }
 
 void PodResponseFromJson(const json& j, v1::PodResponse& response,
                          std::vector<FieldProblem>& problems) {
-  JsonToMessage(j, response, "", problems);
-  std::vector<FieldProblem> checked;
-  CheckPodResponse(response, checked);
-  AddUnreported(checked, problems);
+  ReadAndCheck(j, response, CheckPodResponse, problems);
 }
 
 }  // namespace signpost::services::gateway
