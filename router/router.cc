@@ -122,6 +122,7 @@ absl::StatusOr<ApplyResult> Router::Apply(const v1::Envelope& event, Offset offs
   cause_ = &event;
   decisions_in_apply_ = 0;
   cached_record_ = nullptr;
+  timings_.clear();
   if (event.schema_version() != 1) {
     Reject(v1::REJECT_REASON_INVALID_EVENT, "", "unsupported schema_version", out);
     return ApplyResult::kApplied;
@@ -686,6 +687,7 @@ void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
       } else if (need.state != v1::NEED_STATE_OFFERED) {
         Reject(v1::REJECT_REASON_INVALID_TRANSITION, r.referral_id(), "already accepted", out);
       } else {
+        timings_.push_back({need.pod, PodTiming::kAccept, now_ms_ - need.state_since_ms});
         need.state = v1::NEED_STATE_ACCEPTED;
         changed_needs_.insert(need.id);
         need.state_since_ms = now_ms_;
@@ -719,6 +721,7 @@ void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
         return;
       }
       const PodIndex pod = need.pod;
+      timings_.push_back({pod, PodTiming::kComplete, now_ms_ - need.state_since_ms});
       Release(need, v1::RELEASE_REASON_COMPLETED, out);
       v1::ClientHistoryEntry& h = AddHistory(need, v1::HISTORY_KIND_COMPLETED, r.pod_id());
       h.set_outcome(r.completed().outcome());

@@ -69,6 +69,15 @@ struct PodFigures {
   std::uint32_t open_needs = 0;
 };
 
+// How long a pod took to answer, measured in event time by one Apply: from the offer to the
+// acceptance, or from the acceptance (or the offer, if never accepted) to the completion.
+struct PodTiming {
+  enum Kind { kAccept, kComplete };
+  PodIndex pod = 0;
+  Kind kind = kAccept;
+  std::int64_t ms = 0;
+};
+
 // Router owns the hot state (pods, capacity ledgers, queues, timers) of one routing domain and
 // updates per-client records through a ClientStore it does not own.
 // Thread-safety: none; one thread drives one Router.
@@ -100,6 +109,8 @@ class Router {
   void TakeChanges(RouterChanges& out);
 
   [[nodiscard]] std::vector<PodFigures> Pods() const;
+  // What the last Apply measured of pods' answers (empty for most events).
+  [[nodiscard]] const std::vector<PodTiming>& Timings() const { return timings_; }
   [[nodiscard]] std::size_t QueuedCount(NeedIndex need) const { return queues_[need].size(); }
   // Time since submission of the longest-waiting need of `need`'s queue; 0 when empty.
   [[nodiscard]] std::int64_t OldestWaitMs(NeedIndex need) const;
@@ -255,6 +266,7 @@ class Router {
   absl::flat_hash_set<std::uint64_t> changed_needs_;  // since the last TakeChanges()
   bool rules_changed_ = true;
 
+  std::vector<PodTiming> timings_;  // of the last Apply
   // Per-Apply scratch, kept to avoid allocating on the hot path.
   const v1::Envelope* cause_ = nullptr;
   int decisions_in_apply_ = 0;

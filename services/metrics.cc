@@ -10,6 +10,11 @@ prometheus::Histogram::BucketBoundaries LatencyBuckets() {
   return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 }
 
+// Pods answer in minutes to days.
+prometheus::Histogram::BucketBoundaries AnswerBuckets() {
+  return {60, 300, 900, 1800, 3600, 7200, 14'400, 28'800, 86'400, 172'800, 604'800};
+}
+
 }  // namespace
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
@@ -54,6 +59,14 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                       .Name("signpost_escalations_total")
                       .Help("Needs escalated, by need.")
                       .Register(r);
+  time_to_accept_ = &prometheus::BuildHistogram()
+                         .Name("signpost_pod_time_to_accept_seconds")
+                         .Help("Event time from a pod's offer to its acceptance, by pod.")
+                         .Register(r);
+  time_to_complete_ = &prometheus::BuildHistogram()
+                           .Name("signpost_pod_time_to_complete_seconds")
+                           .Help("Event time from acceptance (or the offer) to completion, by pod.")
+                           .Register(r);
   pod_answers_ = &prometheus::BuildCounter()
                       .Name("signpost_pod_answers_total")
                       .Help("Offered work answered or ended, by pod and answer.")
@@ -139,6 +152,12 @@ prometheus::Gauge& Metrics::OldestWaitSeconds(const std::string& need) {
 }
 prometheus::Counter& Metrics::Escalations(const std::string& need) {
   return escalations_->Add({{"need", need}});
+}
+prometheus::Histogram& Metrics::TimeToAccept(const std::string& pod) {
+  return time_to_accept_->Add({{"pod", pod}}, AnswerBuckets());
+}
+prometheus::Histogram& Metrics::TimeToComplete(const std::string& pod) {
+  return time_to_complete_->Add({{"pod", pod}}, AnswerBuckets());
 }
 prometheus::Counter& Metrics::PodAnswers(const std::string& pod, const std::string& answer) {
   return pod_answers_->Add({{"pod", pod}, {"answer", answer}});

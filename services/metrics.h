@@ -37,6 +37,9 @@ class Metrics {
   // What pods did with offered work: accepted, declined, accept_timeout, completed, withdrawn,
   // pod_closed, client_erased.
   prometheus::Counter& PodAnswers(const std::string& pod, const std::string& answer);
+  // Event time from the offer to the acceptance, and from the acceptance to the completion.
+  prometheus::Histogram& TimeToAccept(const std::string& pod);
+  prometheus::Histogram& TimeToComplete(const std::string& pod);
   prometheus::Gauge& ConsumerLag(int partition);
   prometheus::Gauge& RestoreRemaining(int partition);
 
@@ -60,6 +63,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* oldest_wait_;
   prometheus::Family<prometheus::Counter>* escalations_;
   prometheus::Family<prometheus::Counter>* pod_answers_;
+  prometheus::Family<prometheus::Histogram>* time_to_accept_;
+  prometheus::Family<prometheus::Histogram>* time_to_complete_;
   prometheus::Family<prometheus::Gauge>* lag_;
   prometheus::Family<prometheus::Gauge>* restore_;
   prometheus::Histogram* e2e_latency_;

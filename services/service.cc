@@ -729,6 +729,12 @@ class RoutingStage : public RdKafka::RebalanceCb {
         }
       }
     }
+    for (const router::PodTiming& t : part.router->Timings()) {
+      const std::string& pod = part.router->rules().pods[t.pod].id;
+      (t.kind == router::PodTiming::kAccept ? metrics_.TimeToAccept(pod)
+                                            : metrics_.TimeToComplete(pod))
+          .Observe(static_cast<double>(t.ms) / 1000.0);
+    }
     // An accept changes state without a decision; counted when the router did not reject it.
     if (event.has_pod_response() && event.pod_response().has_accepted() &&
         (out_.empty() || !out_[0].has_rejected())) {

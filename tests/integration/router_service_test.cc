@@ -247,9 +247,27 @@ TEST_F(RouterServiceTest, DecisionsAreExactlyThoseOfACleanReplayAcrossARestart) 
         "signpost_end_to_end_latency_seconds_bucket", "signpost_transaction_commit_seconds_bucket",
         "signpost_transaction_aborts_total", "signpost_consumer_lag_records",
         "signpost_rocksdb_memory_bytes", "signpost_assigned_partitions",
-        "signpost_pod_answers_total{answer=\"accepted\"", "signpost_escalations_total"}) {
+        "signpost_pod_answers_total{answer=\"accepted\"", "signpost_escalations_total",
+        "signpost_pod_time_to_accept_seconds_bucket{pod=",
+        "signpost_pod_time_to_complete_seconds_bucket{pod="}) {
     EXPECT_THAT(metrics, ::testing::HasSubstr(name));
   }
+  // One time-to-accept observation per counted acceptance, one time-to-complete per completion.
+  auto sum = [&](const std::string& prefix, const std::string& also) {
+    double total = 0;
+    std::istringstream lines(metrics);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind(prefix, 0) == 0 && line.find(also) != std::string::npos) {
+        total += std::stod(line.substr(line.rfind(' ') + 1));
+      }
+    }
+    return total;
+  };
+  const double accepted = sum("signpost_pod_answers_total{", "answer=\"accepted\"");
+  const double completed = sum("signpost_pod_answers_total{", "answer=\"completed\"");
+  EXPECT_GT(accepted, 0);
+  EXPECT_EQ(sum("signpost_pod_time_to_accept_seconds_count{", ""), accepted);
+  EXPECT_EQ(sum("signpost_pod_time_to_complete_seconds_count{", ""), completed);
   EXPECT_EQ(metrics.find("client-"), std::string::npos) << "no client refs in metric labels";
   for (const char* counted :
        {"signpost_dlq_total{reason=\"unparsable\"} 1", "signpost_dlq_total{reason=\"schema_version\"} 1",

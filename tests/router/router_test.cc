@@ -383,6 +383,27 @@ TEST_F(RouterTest, RecordsOutcomeRemedyAndTimeToResolve) {
   EXPECT_EQ(last.time_to_resolve_ms(), 5 * kHour);
 }
 
+TEST_F(RouterTest, MeasuresTimeToAcceptAndTimeToComplete) {
+  Refer("r1", "c1", {"food"});
+  EXPECT_THAT(router_->Timings(), IsEmpty());
+  events_.Advance(2 * kHour);
+  Apply(events_.Accept("r1", "food", "food-bath"));
+  ASSERT_EQ(router_->Timings().size(), 1u);
+  const PodTiming accept = router_->Timings()[0];
+  EXPECT_EQ(rules().pods[accept.pod].id, "food-bath");
+  EXPECT_EQ(accept.kind, PodTiming::kAccept);
+  EXPECT_EQ(accept.ms, 2 * kHour) << "offer to acceptance";
+  AdvanceAndTick(kHour);
+  EXPECT_THAT(router_->Timings(), IsEmpty()) << "each Apply reports only its own";
+  events_.Advance(4 * kHour);
+  Apply(events_.Complete("r1", "food", "food-bath"));
+  ASSERT_EQ(router_->Timings().size(), 1u);
+  EXPECT_EQ(router_->Timings()[0].kind, PodTiming::kComplete);
+  EXPECT_EQ(router_->Timings()[0].ms, 5 * kHour) << "acceptance to completion";
+  Apply(events_.Complete("r1", "food", "food-bath"));
+  EXPECT_THAT(router_->Timings(), IsEmpty()) << "a rejected answer measures nothing";
+}
+
 TEST_F(RouterTest, ResponsesMustComeFromThePodHoldingTheNeed) {
   Refer("r1", "c1", {"food"});
   EXPECT_THAT(Apply(events_.Accept("r1", "food", "food-county")),
