@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// Crash torture: signpost-router processes a pre-loaded stream of referrals and pod answers and
-// is killed with SIGKILL at random moments, again and again, then restarted. At the end the
+// Crash torture: while 200,000 referrals and pod answers flow into the intake topic,
+// signpost-router is killed with SIGKILL at random moments, again and again, then restarted. At the end the
 // committed decisions must be exactly those of one clean run over the committed log (no loss, no
 // duplicate), that run never puts a pod over capacity, and each partition's stored state equals
 // the clean run's state.
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -26,8 +27,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr int kReferrals = 30'000;
-constexpr int kAnswers = 10'000;
+// 200,000 records flow in at kRate per second (about 50 s) while the router is killed.
+constexpr int kReferrals = 170'000;
+constexpr int kAnswers = 30'000;
+constexpr int kRate = 4'000;
 constexpr int kKills = 20;
 
 TEST(RouterCrashTest, KilledAndRestartedItCommitsExactlyWhatOneCleanRunWould) {
@@ -37,7 +40,12 @@ TEST(RouterCrashTest, KilledAndRestartedItCommitsExactlyWhatOneCleanRunWould) {
   const std::uint64_t seed = static_cast<std::uint64_t>(getpid());
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
   std::mt19937_64 rng(seed);
-  PreloadIntake(*base, topics.intake, kReferrals, kAnswers, rng);
+  std::mt19937_64 feed_rng(seed + 1);
+  std::atomic<bool> feeding{true};
+  std::thread feeder([&] {
+    PreloadIntake(*base, topics.intake, kReferrals, kAnswers, feed_rng, kRate);
+    feeding = false;
+  });
   char pattern[] = "/tmp/signpost-crash-XXXXXX";
   const std::string data_dir = mkdtemp(pattern);
   const std::string bootstrap = base->at("bootstrap.servers");
@@ -46,19 +54,30 @@ TEST(RouterCrashTest, KilledAndRestartedItCommitsExactlyWhatOneCleanRunWould) {
                        data_dir);
   };
 
+  int killed_while_feeding = 0;
   for (int round = 0; round < kKills; ++round) {
     const pid_t pid = spawn();
-    ASSERT_GT(pid, 0);
+    if (pid <= 0) {
+      feeder.join();
+      FAIL() << "cannot start the router";
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(800 + rng() % 2500));
     kill(pid, SIGKILL);
+    killed_while_feeding += feeding ? 1 : 0;
     int status = 0;
     waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "the router exited by itself in round " << round
-                                     << " with " << WEXITSTATUS(status);
+    if (!WIFSIGNALED(status)) {
+      feeder.join();
+      FAIL() << "the router exited by itself in round " << round << " with "
+             << WEXITSTATUS(status);
+    }
   }
+  feeder.join();
+  std::cout << killed_while_feeding << " of " << kKills << " kills while records flowed in\n";
+  EXPECT_GE(killed_while_feeding, kKills / 2) << "most kills land while records flow";
   // A last run to the end of the input, then a clean stop.
   const pid_t last = spawn();
-  const auto deadline = std::chrono::steady_clock::now() + 300s;
+  const auto deadline = std::chrono::steady_clock::now() + 600s;
   while (std::chrono::steady_clock::now() < deadline &&
          DecidedReferrals(ReadCommitted(*base, topics.decisions)) < kReferrals) {
     std::this_thread::sleep_for(2s);

@@ -149,7 +149,7 @@ pid_t SpawnRouter(const std::string& binary, const std::string& rules_file,
 }
 
 void PreloadIntake(const services::KafkaProperties& base, const std::string& topic, int referrals,
-                   int answers, std::mt19937_64& rng) {
+                   int answers, std::mt19937_64& rng, int rate) {
   auto conf = services::MakeClientConf(base);
   std::string error;
   std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf->get(), error));
@@ -168,7 +168,14 @@ void PreloadIntake(const services::KafkaProperties& base, const std::string& top
       p->poll(10);
     }
   };
+  const auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < referrals + answers; ++i) {
+    if (rate > 0) {  // record i is due at i / rate seconds
+      const auto due = started + std::chrono::microseconds(std::int64_t{i} * 1'000'000 / rate);
+      while (std::chrono::steady_clock::now() < due) {
+        p->poll(1);
+      }
+    }
     events.Advance(60'000);
     if (i < referrals) {
       send(events.Referral(absl::StrCat("r", i), absl::StrCat("c", i % 5000), {kNeeds[rng() % 6]},

@@ -40,9 +40,10 @@ struct RouterTopics {
                                 const std::string& instance, const std::string& data_dir,
                                 const std::vector<std::string>& extra = {});
 
-// Pre-loads the intake topic with `referrals` referrals and `answers` random pod answers.
+// Pre-loads the intake topic with `referrals` referrals and `answers` random pod answers; with
+// `rate` > 0, at that many records per second (so they flow while a test works on the router).
 void PreloadIntake(const services::KafkaProperties& base, const std::string& topic,
-                   int referrals, int answers, std::mt19937_64& rng);
+                   int referrals, int answers, std::mt19937_64& rng, int rate = 0);
 
 // The routers' group's committed offset minus one, by partition: the last record each
 // partition's owner consumed and committed.
