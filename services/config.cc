@@ -16,7 +16,7 @@ const ConfigSchema& Schema() {
   static const ConfigSchema schema{
       {"instance_id", "group_id", "data_dir", "domain", "rules_file", "topics.intake",
        "topics.log", "topics.decisions", "topics.dlq", "batch.max_records", "batch.max_ms",
-       "tick_interval_ms", "http.listen", "memory_budget_mb", "max_record_bytes",
+       "tick_interval_ms", "http.listen", "http.advertise", "memory_budget_mb", "max_record_bytes",
        "domain_prefixes"},
       "SIGNPOST_"};
   return schema;
@@ -44,6 +44,7 @@ absl::StatusOr<ServiceConfig> LoadServiceConfig(const std::string& path,
   text("topics.decisions", c.decisions_topic);
   text("topics.dlq", c.dlq_topic);
   text("http.listen", c.http_listen);
+  text("http.advertise", c.http_advertise);
   if (auto it = fields.find("domain_prefixes"); it != fields.end() && !it->second.empty()) {
     for (absl::string_view p : absl::StrSplit(it->second, ',', absl::SkipWhitespace())) {
       c.domain_prefixes.push_back(absl::AsciiStrToUpper(absl::StripAsciiWhitespace(p)));
@@ -102,7 +103,7 @@ std::string PrintServiceConfig(const ServiceConfig& c) {
       << "batch:\n  max_records: " << c.batch_max_records << "\n  max_ms: " << c.batch_max_ms
       << "\n"
       << "tick_interval_ms: " << c.tick_interval_ms << "\n"
-      << "http:\n  listen: " << c.http_listen << "\n"
+      << "http:\n  listen: " << c.http_listen << "\n  advertise: " << c.http_advertise << "\n"
       << "memory_budget_mb: " << c.memory_budget_mb << "\n"
       << "max_record_bytes: " << c.max_record_bytes << "\n"
       << "kafka:\n";

@@ -29,6 +29,9 @@ struct ServiceConfig {
   int batch_max_ms = 100;
   int tick_interval_ms = 1000;
   std::string http_listen = "127.0.0.1:9464";
+  // host:port where other instances reach this one's query API (Kafka Streams'
+  // application.server); empty: the listen address, when it names a host.
+  std::string http_advertise;
   std::int64_t memory_budget_mb = 256;
   std::int64_t max_record_bytes = 262'144;
   // Outward-code prefixes of the domain, longest match wins; empty: every referral is ours.

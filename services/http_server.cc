@@ -15,7 +15,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
           return respond(http::Problem(405, "Method Not Allowed", "the API is read-only"));
         }
         HttpResponse r = handler(request.target);
-        respond({r.status, std::move(r.content_type), std::move(r.body), {}});
+        http::Reply reply{r.status, std::move(r.content_type), std::move(r.body), {}};
+        if (!r.location.empty()) {
+          reply.headers.emplace_back("Location", std::move(r.location));
+        }
+        respond(std::move(reply));
       });
   if (!started.ok()) {
     return started.status();

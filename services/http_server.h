@@ -19,6 +19,7 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::string location;  // with a 3xx status: the Location header
 };
 
 // Called with the request target (path and query); returns the response.

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
+#include "librdkafka/rdkafka.h"
 #include "librdkafka/rdkafkacpp.h"
 #include "nlohmann/json.hpp"
 #include "router/base/status_macros.h"
@@ -122,6 +123,66 @@ class FencedMembership {
   std::vector<Clock::time_point> recent_;
 };
 
+// The partitions of `topic` in a member's assignment (Kafka's ConsumerProtocolAssignment:
+// int16 version, [string topic, [int32 partition]], bytes user data; big-endian).
+std::vector<int> AssignedPartitions(const void* bytes, int size, const std::string& topic) {
+  std::vector<int> out;
+  const auto* p = static_cast<const unsigned char*>(bytes);
+  int at = 0;
+  auto need = [&](int n) { return p != nullptr && at + n <= size; };
+  auto i16 = [&] { const int v = (p[at] << 8) | p[at + 1]; at += 2; return v; };
+  auto i32 = [&] {
+    const std::int32_t v = static_cast<std::int32_t>((std::uint32_t{p[at]} << 24) |
+                                                     (std::uint32_t{p[at + 1]} << 16) |
+                                                     (std::uint32_t{p[at + 2]} << 8) | p[at + 3]);
+    at += 4;
+    return v;
+  };
+  if (!need(6)) return out;
+  i16();  // version
+  const std::int32_t topics = i32();
+  for (std::int32_t t = 0; t < topics && need(2); ++t) {
+    const int len = i16();
+    if (len < 0 || !need(len)) return out;
+    const std::string name(reinterpret_cast<const char*>(p + at), static_cast<std::size_t>(len));
+    at += len;
+    if (!need(4)) return out;
+    const std::int32_t n = i32();
+    for (std::int32_t i = 0; i < n && need(4); ++i) {
+      const std::int32_t partition = i32();
+      if (name == topic) out.push_back(partition);
+    }
+  }
+  return out;
+}
+
+// The advertised query address ("host:port") of the group member that owns `partition` of
+// `topic`, from the coordinator's member list and each member's client.id
+// ("signpost-router/<instance>@<host:port>"); empty when no member owns it or none advertises.
+std::string OwnerAddress(RdKafka::KafkaConsumer& consumer, const std::string& group,
+                         const std::string& topic, int partition) {
+  const struct rd_kafka_group_list* list = nullptr;
+  if (rd_kafka_list_groups(consumer.c_ptr(), group.c_str(), &list, 5'000) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return {};
+  }
+  std::string address;
+  for (int g = 0; g < list->group_cnt && address.empty(); ++g) {
+    for (int m = 0; m < list->groups[g].member_cnt && address.empty(); ++m) {
+      const rd_kafka_group_member_info& member = list->groups[g].members[m];
+      const std::vector<int> owned =
+          AssignedPartitions(member.member_assignment, member.member_assignment_size, topic);
+      const std::string client_id = member.client_id != nullptr ? member.client_id : "";
+      if (std::find(owned.begin(), owned.end(), partition) != owned.end() &&
+          client_id.find('@') != std::string::npos) {
+        address = client_id.substr(client_id.rfind('@') + 1);
+      }
+    }
+  }
+  rd_kafka_group_list_destroy(list);
+  return address;
+}
+
 // After kFatal from a stage's producer: one fenced by a newer instance stops the stage; a
 // broken one, or one the coordinator fenced itself, is replaced by a new producer with the same
 // transactional id, which aborts whatever the old one left open.
@@ -145,8 +206,11 @@ absl::Status ReplaceFatalProducer(std::unique_ptr<TxnProducer>& producer,
 
 absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> MakeConsumer(
     const ServiceConfig& config, const std::string& group, const std::string& instance,
-    RdKafka::RebalanceCb* rebalance) {
+    RdKafka::RebalanceCb* rebalance, const std::string& client_id = "") {
   KafkaProperties props = config.kafka;
+  if (!client_id.empty()) {
+    props["client.id"] = client_id;
+  }
   props["group.id"] = group;
   props["group.instance.id"] = instance;
   props["enable.auto.commit"] = "false";
@@ -299,7 +363,15 @@ class IntakeStage {
       if (std::string reason; consumer_->fatal_error(reason) != RdKafka::ERR_NO_ERROR) {
         return RecoverFencedConsumer();  // the abort came from our consumer being fenced
       }
-      return rewound;
+      if (!rewound.ok()) {
+        // Mid-rebalance a partition can refuse the seek (ERR__STATE). Its aborted records must
+        // not be skipped: a new consumer starts from the committed offsets.
+        spdlog::warn("intake rewind failed ({}); restarting the consumer from the committed "
+                     "offsets",
+                     rewound.ToString());
+        return ReplaceConsumer();
+      }
+      return absl::OkStatus();
     }
     return absl::OkStatus();
   }
@@ -313,6 +385,11 @@ class IntakeStage {
       return absl::InternalError(absl::StrCat("intake consumer: ", reason));
     }
     spdlog::warn("intake consumer fenced after a coordinator change; replacing it");
+    return ReplaceConsumer();
+  }
+
+  // A new consumer, which starts from the group's committed offsets for whatever it is given.
+  absl::Status ReplaceConsumer() {
     std::string why;
     if (producer_->open() && producer_->Abort(why) == TxnResult::kFatal) {
       SIGNPOST_RETURN_IF_ERROR(ReplaceFatalProducer(producer_, fencing_, config_, "intake", why));
@@ -352,6 +429,9 @@ class RoutingStage : public RdKafka::RebalanceCb {
             static_cast<std::size_t>(config.memory_budget_mb) << 20)),
         rules_yaml_(ReadFile(config.rules_file)) {}
 
+  // Where other instances reach this one's query API; call before Init.
+  void SetAdvertised(std::string address) { advertised_ = std::move(address); }
+
   absl::Status Init() {
     SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(rules_yaml_, config_.rules_file));
     // Every series a dashboard expects exists from the start, at zero.
@@ -373,7 +453,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
         producer_, TxnProducer::Create(config_.kafka, absl::StrCat(config_.group_id, "-router-",
                                                                    config_.instance_id)));
     SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id,
-                                                      config_.instance_id, this));
+                                                      config_.instance_id, this, ClientId()));
     if (RdKafka::ErrorCode err = consumer_->subscribe({config_.log_topic});
         err != RdKafka::ERR_NO_ERROR) {
       return absl::UnavailableError(absl::StrCat("subscribe: ", RdKafka::err2str(err)));
@@ -437,7 +517,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
           return {200, "application/json", json};
         }
       }
-      return NotHere("client");
+      return NotHere("client", absl::StrCat("/v1/clients/", client_ref));
     });
   }
 
@@ -471,7 +551,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
         }
         return {200, "application/json", out.dump()};
       }
-      return NotHere("referral");
+      return NotHere("referral", absl::StrCat("/v1/referrals/", referral_id));
     });
   }
 
@@ -485,7 +565,53 @@ class RoutingStage : public RdKafka::RebalanceCb {
     std::int64_t next = 0;          // offset after the last record of this batch, 0 if none
   };
 
-  HttpResponse NotHere(const char* what) {
+  // "signpost-router/<instance>@<advertised host:port>": how other instances find our query API.
+  std::string ClientId() const {
+    return advertised_.empty() ? std::string()
+                               : absl::StrCat("signpost-router/", config_.instance_id, "@",
+                                              advertised_);
+  }
+
+  // The log partition that holds this deployment's records: the log is keyed by domain, with
+  // the Java-compatible partitioner the intake stage's producer uses.
+  int DomainPartition() {
+    if (log_partitions_ == 0) {
+      RdKafka::Metadata* raw = nullptr;
+      std::string error;
+      std::unique_ptr<RdKafka::Topic> topic(
+          RdKafka::Topic::create(consumer_.get(), config_.log_topic, nullptr, error));
+      if (consumer_->metadata(false, topic.get(), &raw, 5'000) == RdKafka::ERR_NO_ERROR) {
+        std::unique_ptr<RdKafka::Metadata> md(raw);
+        if (md->topics()->size() == 1) {
+          log_partitions_ = static_cast<int>(md->topics()->at(0)->partitions()->size());
+        }
+      }
+    }
+    if (log_partitions_ == 0) {
+      return -1;
+    }
+    return rd_kafka_msg_partitioner_murmur2_random(nullptr, config_.domain.data(),
+                                                   config_.domain.size(), log_partitions_,
+                                                   nullptr, nullptr);
+  }
+
+  // Not in a partition this instance owns: a redirect (307) to the instance that owns the
+  // domain's partition, as Kafka Streams' interactive queries do; 404 when that is us (it does
+  // not exist) or no owner is known yet.
+  HttpResponse NotHere(const char* what, const std::string& path = "") {
+    const int partition = DomainPartition();
+    if (partition >= 0 && !partitions_.contains(partition) && !path.empty()) {
+      const std::string owner =
+          OwnerAddress(*consumer_, config_.group_id, config_.log_topic, partition);
+      if (!owner.empty() && owner != advertised_) {
+        nlohmann::json body = {{"title", "Owned by another instance"},
+                               {"status", 307},
+                               {"partition", partition},
+                               {"owner", owner}};
+        return {307, "application/problem+json", body.dump(),
+                absl::StrCat("http://", owner, path)};
+      }
+    }
     nlohmann::json problem = {{"title", "Not found here"},
                               {"status", 404},
                               {"detail", absl::StrCat("no ", what, " with that id in the ",
@@ -785,7 +911,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
     partitions_.clear();
     callback_error_ = absl::OkStatus();
     SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id,
-                                                      config_.instance_id, this));
+                                                      config_.instance_id, this, ClientId()));
     if (consumer_->subscribe({config_.log_topic}) != RdKafka::ERR_NO_ERROR) {
       return absl::UnavailableError("subscribe after replacing the consumer");
     }
@@ -868,7 +994,11 @@ class RoutingStage : public RdKafka::RebalanceCb {
         if (std::string reason; consumer_->fatal_error(reason) != RdKafka::ERR_NO_ERROR) {
           return RecoverFencedConsumer();
         }
-        return absl::UnavailableError(absl::StrCat("seek: ", RdKafka::err2str(err)));
+        // Mid-rebalance a partition can refuse the seek (ERR__STATE): a new consumer restores
+        // every partition it is given from its store and the committed offsets.
+        spdlog::warn("rewind of partition {} failed ({}); restarting the consumer", id,
+                     RdKafka::err2str(err));
+        return ReplaceConsumer();
       }
     }
     return absl::OkStatus();
@@ -939,6 +1069,8 @@ class RoutingStage : public RdKafka::RebalanceCb {
   std::unique_ptr<TxnProducer> producer_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::map<int, Partition> partitions_;
+  std::string advertised_;  // host:port of our query API, or empty
+  int log_partitions_ = 0;  // of the log topic, once known
   FencedMembership fencing_;
   absl::Status callback_error_;
   std::atomic<bool> ready_{false};
@@ -968,7 +1100,6 @@ std::string PathParameter(const std::string& target, const std::string& prefix) 
 absl::Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
   Metrics metrics;
   RoutingStage routing(config, metrics);
-  SIGNPOST_RETURN_IF_ERROR(routing.Init());
   SIGNPOST_ASSIGN_OR_RETURN(
       auto http, HttpServer::Start(config.http_listen, [&](const std::string& target) {
         if (target == "/metrics") {
@@ -995,8 +1126,18 @@ absl::Status RunService(const ServiceConfig& config, const std::atomic<bool>& st
         return HttpResponse{404, "application/problem+json",
                             R"({"title":"Not Found","status":404})"};
       }));
-  spdlog::info("http on {} (/metrics /healthz /readyz /v1/pods /v1/clients/<ref> "
-               "/v1/referrals/<id>)", config.http_listen);
+  // Other instances redirect queries here: the configured address, else the listen host with
+  // the port actually bound (none when listening on every interface).
+  std::string advertised = config.http_advertise;
+  const std::string host = config.http_listen.substr(0, config.http_listen.rfind(':'));
+  if (advertised.empty() && host != "0.0.0.0" && host != "::" && !host.empty()) {
+    advertised = absl::StrCat(host, ":", http->port());
+  }
+  routing.SetAdvertised(advertised);
+  spdlog::info("http on {}:{} (/metrics /healthz /readyz /v1/pods /v1/clients/<ref> "
+               "/v1/referrals/<id>), advertised as {}", host, http->port(),
+               advertised.empty() ? "nothing" : advertised);
+  SIGNPOST_RETURN_IF_ERROR(routing.Init());
 
   IntakeStage intake(config, metrics);
   absl::Status intake_result;

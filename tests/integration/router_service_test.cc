@@ -37,6 +37,8 @@ using namespace std::chrono_literals;
 
 using testing::LogRecord;
 using Record = LogRecord;
+using testing::FreePort;
+using testing::HttpGet;
 
 std::int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -46,30 +48,6 @@ std::int64_t WallMs() {
 
 std::vector<Record> ReadAll(const KafkaProperties& base, const std::string& topic) {
   return testing::ReadCommitted(base, topic);
-}
-
-std::string HttpGet(int port, const std::string& target) {
-  namespace beast = boost::beast;
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::socket socket(io);
-  beast::error_code ec;
-  socket.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
-  if (ec) {
-    return "";
-  }
-  beast::http::request<beast::http::empty_body> request{beast::http::verb::get, target, 11};
-  request.set(beast::http::field::host, "127.0.0.1");
-  beast::http::write(socket, request, ec);
-  beast::flat_buffer buffer;
-  beast::http::response<beast::http::string_body> response;
-  beast::http::read(socket, buffer, response, ec);
-  return ec ? "" : absl::StrCat(response.result_int(), " ", response.body());
-}
-
-int FreePort() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
 }
 
 class RouterServiceTest : public ::testing::Test {

@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "tests/testing/router_harness.h"
 
+#include <utility>  // Boost 1.74 asio needs std::exchange declared first under C++20
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -146,6 +152,34 @@ pid_t SpawnRouter(const std::string& binary, const std::string& rules_file,
   }
   Spawned().push_back(pid);
   return pid;
+}
+
+std::string HttpGet(int port, const std::string& target, std::string* location) {
+  namespace beast = boost::beast;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  beast::error_code ec;
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)},
+                 ec);
+  if (ec) {
+    return "";
+  }
+  beast::http::request<beast::http::empty_body> request{beast::http::verb::get, target, 11};
+  request.set(beast::http::field::host, "127.0.0.1");
+  beast::http::write(socket, request, ec);
+  beast::flat_buffer buffer;
+  beast::http::response<beast::http::string_body> response;
+  beast::http::read(socket, buffer, response, ec);
+  if (location != nullptr) {
+    *location = std::string(response[beast::http::field::location]);
+  }
+  return ec ? "" : absl::StrCat(response.result_int(), " ", response.body());
+}
+
+int FreePort() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
 }
 
 void PreloadIntake(const services::KafkaProperties& base, const std::string& topic, int referrals,

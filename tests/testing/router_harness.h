@@ -23,6 +23,13 @@ struct LogRecord {
   std::map<std::string, std::string> headers;
 };
 
+// GET http://127.0.0.1:<port><target>: "<status> <body>", or "" when nothing answered;
+// `location` (if given) receives the Location header.
+[[nodiscard]] std::string HttpGet(int port, const std::string& target,
+                                  std::string* location = nullptr);
+// A port nothing listens on right now.
+[[nodiscard]] int FreePort();
+
 // Every committed record of `topic`, by partition and offset.
 [[nodiscard]] std::vector<LogRecord> ReadCommitted(const services::KafkaProperties& base,
                                                    const std::string& topic);

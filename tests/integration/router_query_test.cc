@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: Apache-2.0
+// Queries answered by the owner: two instances share the log's partitions; the one that does not
+// own the domain's partition redirects (307) to the one that does, found through the group's
+// member list and the address each instance advertises (Kafka Streams' interactive queries).
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/testing/kafka_test_env.h"
+#include "tests/testing/router_harness.h"
+
+namespace signpost::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(RouterQueryTest, TheInstanceThatDoesNotOwnTheReferralRedirectsToTheOneThatDoes) {
+  auto base = TestClientProperties();
+  ASSERT_TRUE(base.ok()) << base.status();
+  const RouterTopics topics = RouterTopics::Create(*base, 2);
+  std::mt19937_64 rng(static_cast<std::uint64_t>(getpid()));
+  PreloadIntake(*base, topics.intake, 300, 0, rng);
+  char pattern[] = "/tmp/signpost-query-XXXXXX";
+  const std::string root = mkdtemp(pattern);
+  const std::string bootstrap = base->at("bootstrap.servers");
+  const int ports[2] = {FreePort(), FreePort()};
+  pid_t pids[2];
+  for (int i = 0; i < 2; ++i) {
+    pids[i] = SpawnRouter(SIGNPOST_ROUTER_BIN, SIGNPOST_EXAMPLE_RULES, bootstrap, topics,
+                          absl::StrCat("q-", i), absl::StrCat(root, "/q-", i),
+                          {absl::StrCat("http.listen=127.0.0.1:", ports[i])});
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         DecidedReferrals(ReadCommitted(*base, topics.decisions)) < 300) {
+    std::this_thread::sleep_for(1s);
+  }
+  ASSERT_EQ(DecidedReferrals(ReadCommitted(*base, topics.decisions)), 300u);
+
+  for (const std::string target : {"/v1/referrals/r7", "/v1/clients/c7"}) {
+    std::string answers[2];
+    std::string locations[2];
+    // Both instances must have finished joining: retry while an answer is not yet settled.
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      for (int i = 0; i < 2; ++i) answers[i] = HttpGet(ports[i], target, &locations[i]);
+      const bool settled = (answers[0].rfind("200", 0) == 0 && answers[1].rfind("307", 0) == 0) ||
+                           (answers[1].rfind("200", 0) == 0 && answers[0].rfind("307", 0) == 0);
+      if (settled) break;
+      std::this_thread::sleep_for(200ms);
+    }
+    const int owner = answers[0].rfind("200", 0) == 0 ? 0 : 1;
+    const int other = 1 - owner;
+    EXPECT_EQ(answers[owner].substr(0, 3), "200") << target << ": " << answers[owner];
+    EXPECT_EQ(answers[other].substr(0, 3), "307") << target << ": " << answers[other];
+    EXPECT_EQ(locations[other], absl::StrCat("http://127.0.0.1:", ports[owner], target));
+    // Following the redirect gives the owner's answer.
+    EXPECT_EQ(HttpGet(ports[owner], target), answers[owner]);
+  }
+  // A referral nobody has: the owner says 404, the other still redirects to it.
+  std::string location;
+  const std::string a = HttpGet(ports[0], "/v1/referrals/nobody", &location);
+  const std::string b = HttpGet(ports[1], "/v1/referrals/nobody");
+  EXPECT_TRUE((a.rfind("404", 0) == 0 && b.rfind("307", 0) == 0) ||
+              (a.rfind("307", 0) == 0 && b.rfind("404", 0) == 0))
+      << a << " / " << b;
+
+  if (HasFailure()) {
+    for (int i = 0; i < 2; ++i) {
+      std::ifstream log(absl::StrCat(root, "/q-", i, ".log"));
+      std::stringstream text;
+      text << log.rdbuf();
+      std::cout << "---- q-" << i << " (port " << ports[i] << ")\n" << text.str().substr(0, 6000) << "\n";
+    }
+  }
+  for (pid_t pid : pids) {
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace signpost::testing
