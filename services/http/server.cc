@@ -118,6 +118,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     bhttp::request<bhttp::string_body> message = parser_->release();
     keep_alive_ = message.keep_alive();
+    head_ = message.method() == bhttp::verb::head;
     const unsigned version = message.version();
     Request request;
     request.method = std::string(message.method_string());
@@ -147,8 +148,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       response->set(name, value);
     }
     response->keep_alive(keep_alive_);
-    response->body() = std::move(reply.body);
-    response->prepare_payload();
+    if (head_) {
+      // HEAD: the headers GET would send, Content-Length included, and no body.
+      response->content_length(reply.body.size());
+    } else {
+      response->body() = std::move(reply.body);
+      response->prepare_payload();
+    }
     Lowest().expires_after(std::chrono::seconds(server_.options.idle_timeout_s));
     bhttp::async_write(stream_, *response,
                        [self = this->shared_from_this(), response](beast::error_code ec,
@@ -174,6 +180,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool keep_alive_ = true;
+  bool head_ = false;
 };
 
 void Accept(Server::State& s) {

@@ -61,6 +61,32 @@ TEST(HttpServerTest, AnswersFromAnotherThreadOnAKeptAliveConnection) {
   }
 }
 
+TEST(HttpServerTest, HeadGetsTheHeadersWithoutTheBody) {
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start("127.0.0.1:0", {}, LateEcho());
+  ASSERT_TRUE(server.ok());
+  asio::io_context io;
+  beast::tcp_stream stream(io);
+  stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"),
+                               static_cast<unsigned short>((*server)->port())));
+  for (const bhttp::verb verb : {bhttp::verb::head, bhttp::verb::get}) {
+    bhttp::request<bhttp::string_body> req{verb, "/x", 11};
+    req.set(bhttp::field::host, "x");
+    bhttp::write(stream, req);
+    beast::flat_buffer buffer;
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.skip(verb == bhttp::verb::head);
+    bhttp::read(stream, buffer, parser);
+    const auto& res = parser.get();
+    EXPECT_EQ(res.result_int(), 200u);
+    if (verb == bhttp::verb::head) {
+      EXPECT_EQ(res[bhttp::field::content_length], "9");  // the length of "HEAD /x  "
+      EXPECT_TRUE(res.body().empty());
+    } else {
+      EXPECT_EQ(res.body(), "GET /x  ") << "the connection is still in step after the HEAD";
+    }
+  }
+}
+
 TEST(HttpServerTest, OversizedBodiesGet413) {
   ServerOptions options;
   options.max_body_bytes = 1000;
