@@ -235,7 +235,7 @@ struct Gateway::Impl {
     KafkaProperties props = config.kafka;
     props["enable.idempotence"] = "true";
     props["acks"] = "all";
-    props.try_emplace("linger.ms", "5");
+    props.try_emplace("linger.ms", "2");  // each request waits for its ack: keep it short
     props["message.timeout.ms"] = std::to_string(config.delivery_timeout_ms);
     absl::StatusOr<std::unique_ptr<RdKafka::Conf>> conf = MakeClientConf(props);
     if (!conf.ok()) {
