@@ -201,6 +201,7 @@ struct Gateway::Impl {
   absl::flat_hash_map<std::string, const Integrator*> by_token;
   IdempotencyStore idempotency;
   Metrics metrics;
+  absl::flat_hash_map<std::string, prometheus::Histogram*> latency_by_route;
 
   DeliveryReports reports;
   std::unique_ptr<RdKafka::Producer> producer;
@@ -226,6 +227,13 @@ struct Gateway::Impl {
                     std::chrono::seconds(config.idempotency_ttl_s)) {
     for (const Integrator& i : config.integrators) {
       by_token[i.token_sha256] = &i;
+    }
+    // One histogram per route, registered once: a request only observes into it.
+    const prometheus::Histogram::BucketBoundaries buckets = {
+        0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    latency_by_route["unknown"] = &metrics.latency.Add({{"route", "unknown"}}, buckets);
+    for (const Route& r : Gateway::Routes()) {
+      latency_by_route[r.path] = &metrics.latency.Add({{"route", r.path}}, buckets);
     }
   }
 
@@ -348,11 +356,8 @@ struct Gateway::Impl {
     http::Respond answer = [this, route, start, respond = std::move(respond)](http::Reply r) {
       const std::string label = route.empty() ? "unknown" : route;
       metrics.requests.Add({{"route", label}, {"code", std::to_string(r.status)}}).Increment();
-      metrics.latency
-          .Add({{"route", label}}, prometheus::Histogram::BucketBoundaries{
-                                       0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1,
-                                       2.5, 5, 10})
-          .Observe(std::chrono::duration<double>(Clock::now() - start).count());
+      latency_by_route.at(label)->Observe(
+          std::chrono::duration<double>(Clock::now() - start).count());
       respond(std::move(r));
     };
     if (route.empty()) {
