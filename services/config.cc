@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "services/config.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -18,8 +20,86 @@ const ConfigSchema& Schema() {
        "topics.log", "topics.decisions", "topics.dlq", "batch.max_records", "batch.max_ms",
        "tick_interval_ms", "http.listen", "http.advertise", "memory_budget_mb", "max_record_bytes",
        "domain_prefixes"},
-      "SIGNPOST_"};
+      "SIGNPOST_",
+      {{"domains", {"rules_file", "prefixes"}}}};
   return schema;
+}
+
+std::vector<std::string> Prefixes(const std::string& list) {
+  std::vector<std::string> out;
+  for (absl::string_view p : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
+    out.push_back(absl::AsciiStrToUpper(absl::StripAsciiWhitespace(p)));
+  }
+  return out;
+}
+
+bool ValidDomainId(const std::string& id) {
+  return !id.empty() && id.size() <= 64 &&
+         std::all_of(id.begin(), id.end(), [](char ch) {
+           return absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+         });
+}
+
+// `domains.<id>.*`, or the single domain of `domain`/`rules_file`/`domain_prefixes`; checked.
+absl::Status ResolveDomains(const ConfigFields& fields, ServiceConfig& c) {
+  std::map<std::string, DomainConfig> domains;
+  for (const auto& [field, value] : fields) {
+    if (field.rfind("domains.", 0) != 0) {
+      continue;
+    }
+    const std::string rest = field.substr(8);
+    const std::string id = rest.substr(0, rest.find('.'));
+    DomainConfig& d = domains[id];
+    d.id = id;
+    if (absl::EndsWith(rest, ".rules_file")) {
+      d.rules_file = value;
+    } else {
+      d.prefixes = Prefixes(value);
+    }
+  }
+  if (domains.empty()) {
+    DomainConfig single{"default", "", {}};
+    TextField(fields, "domain", single.id);
+    TextField(fields, "rules_file", single.rules_file);
+    if (auto it = fields.find("domain_prefixes"); it != fields.end()) {
+      single.prefixes = Prefixes(it->second);
+    }
+    if (single.rules_file.empty()) {
+      return absl::InvalidArgumentError("rules_file: is required (or domains.<id>.rules_file)");
+    }
+    domains[single.id] = single;
+  } else if (fields.contains("domain") || fields.contains("rules_file") ||
+             fields.contains("domain_prefixes")) {
+    return absl::InvalidArgumentError(
+        "domains: give either domains.<id>.* or domain/rules_file/domain_prefixes, not both");
+  }
+  std::map<std::string, std::string> prefix_owner;
+  const DomainConfig* catch_all = nullptr;
+  for (const auto& [id, d] : domains) {
+    if (!ValidDomainId(id)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "domains.", id, ": a domain id is 1-64 letters, digits, '-' or '_'"));
+    }
+    if (d.rules_file.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("domains.", id, ".rules_file: is required"));
+    }
+    if (d.prefixes.empty()) {
+      if (catch_all != nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "domains.", id, ".prefixes: only one domain may leave them empty (",
+            catch_all->id, " already takes every other outward code)"));
+      }
+      catch_all = &d;
+    }
+    for (const std::string& p : d.prefixes) {
+      if (auto [it, fresh] = prefix_owner.emplace(p, id); !fresh) {
+        return absl::InvalidArgumentError(absl::StrCat("domains.", id, ".prefixes: ", p,
+                                                       " is already domain ", it->second, "'s"));
+      }
+    }
+    c.domains.push_back(d);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -37,19 +117,12 @@ absl::StatusOr<ServiceConfig> LoadServiceConfig(const std::string& path,
   text("instance_id", c.instance_id);
   text("group_id", c.group_id);
   text("data_dir", c.data_dir);
-  text("domain", c.domain);
-  text("rules_file", c.rules_file);
   text("topics.intake", c.intake_topic);
   text("topics.log", c.log_topic);
   text("topics.decisions", c.decisions_topic);
   text("topics.dlq", c.dlq_topic);
   text("http.listen", c.http_listen);
   text("http.advertise", c.http_advertise);
-  if (auto it = fields.find("domain_prefixes"); it != fields.end() && !it->second.empty()) {
-    for (absl::string_view p : absl::StrSplit(it->second, ',', absl::SkipWhitespace())) {
-      c.domain_prefixes.push_back(absl::AsciiStrToUpper(absl::StripAsciiWhitespace(p)));
-    }
-  }
   std::int64_t v = c.batch_max_records;
   if (absl::Status s = IntField(fields, "batch.max_records", 1, 100'000, v); !s.ok()) return s;
   c.batch_max_records = static_cast<int>(v);
@@ -67,8 +140,8 @@ absl::StatusOr<ServiceConfig> LoadServiceConfig(const std::string& path,
     return s;
   }
   c.kafka = KafkaFields(fields);
-  if (c.rules_file.empty()) {
-    return absl::InvalidArgumentError("rules_file: is required");
+  if (absl::Status s = ResolveDomains(fields, c); !s.ok()) {
+    return s;
   }
   if (!c.kafka.contains("bootstrap.servers")) {
     return absl::InvalidArgumentError("kafka.bootstrap.servers: is required");
@@ -95,9 +168,12 @@ std::string PrintServiceConfig(const ServiceConfig& c) {
   out << "instance_id: " << c.instance_id << "\n"
       << "group_id: " << c.group_id << "\n"
       << "data_dir: " << c.data_dir << "\n"
-      << "domain: " << c.domain << "\n"
-      << "rules_file: " << c.rules_file << "\n"
-      << "domain_prefixes: [" << absl::StrJoin(c.domain_prefixes, ", ") << "]\n"
+      << "domains:\n";
+  for (const DomainConfig& d : c.domains) {
+    out << "  " << d.id << ":\n    rules_file: " << d.rules_file << "\n    prefixes: ["
+        << absl::StrJoin(d.prefixes, ", ") << "]\n";
+  }
+  out
       << "topics:\n  intake: " << c.intake_topic << "\n  log: " << c.log_topic
       << "\n  decisions: " << c.decisions_topic << "\n  dlq: " << c.dlq_topic << "\n"
       << "batch:\n  max_records: " << c.batch_max_records << "\n  max_ms: " << c.batch_max_ms

@@ -14,12 +14,20 @@
 
 namespace signpost::services {
 
+// One routing domain of a deployment (architecture section 3): its rules and the outward-code
+// prefixes of its clients.
+struct DomainConfig {
+  std::string id;
+  std::string rules_file;
+  // Outward-code prefixes; the longest match over every domain wins. Empty: the catch-all
+  // domain (at most one), which also takes referrals without a postcode.
+  std::vector<std::string> prefixes;
+};
+
 struct ServiceConfig {
   std::string instance_id = "router-1";  // group.instance.id and transactional.id suffix
   std::string group_id = "signpost-router";
   std::string data_dir = "state";         // one RocksDB per partition under it
-  std::string domain = "default";         // the routing domain this deployment serves
-  std::string rules_file;                 // required
   KafkaProperties kafka;                  // passed to librdkafka as they are
   std::string intake_topic = "signpost.intake.v1";
   std::string log_topic = "signpost.log.v1";
@@ -34,8 +42,9 @@ struct ServiceConfig {
   std::string http_advertise;
   std::int64_t memory_budget_mb = 256;
   std::int64_t max_record_bytes = 262'144;
-  // Outward-code prefixes of the domain, longest match wins; empty: every referral is ours.
-  std::vector<std::string> domain_prefixes;
+  // Every domain this deployment routes, sorted by id: `domains.<id>.{rules_file,prefixes}`,
+  // or the one given by `domain` (default "default"), `rules_file` and `domain_prefixes`.
+  std::vector<DomainConfig> domains;
 };
 
 // Loads `path` (may be empty: defaults only), applies environment overrides (SIGNPOST_<FIELD>,

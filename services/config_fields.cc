@@ -16,9 +16,25 @@ extern char** environ;
 namespace signpost::services {
 namespace {
 
+// "<map>.<name>.<leaf>" for a keyed map of the schema.
+bool KnownKeyed(const ConfigSchema& schema, const std::string& field) {
+  for (const auto& [map, leaves] : schema.keyed) {
+    if (field.rfind(map + ".", 0) != 0) {
+      continue;
+    }
+    const std::string rest = field.substr(map.size() + 1);
+    const std::size_t dot = rest.find('.');
+    if (dot == 0 || dot == std::string::npos) {
+      return false;
+    }
+    return std::find(leaves.begin(), leaves.end(), rest.substr(dot + 1)) != leaves.end();
+  }
+  return false;
+}
+
 bool Known(const ConfigSchema& schema, const std::string& field) {
   return std::find(schema.fields.begin(), schema.fields.end(), field) != schema.fields.end() ||
-         (field.rfind("kafka.", 0) == 0 && field.size() > 6);
+         (field.rfind("kafka.", 0) == 0 && field.size() > 6) || KnownKeyed(schema, field);
 }
 
 // Flattens the YAML document into dotted fields; lists become comma-separated.

@@ -20,6 +20,10 @@ using ConfigFields = std::map<std::string, std::string>;
 struct ConfigSchema {
   std::vector<std::string> fields;  // every known dotted field; lists are comma-separated
   std::string env_prefix;           // e.g. "SIGNPOST_"
+  // Maps keyed by a name the user chooses: "domains" with leaves {"rules_file", "prefixes"}
+  // accepts "domains.<name>.rules_file" and "domains.<name>.prefixes" (file and flags; the
+  // environment cannot name them unambiguously).
+  std::map<std::string, std::vector<std::string>> keyed;
 };
 
 // Reads `path` (empty: none), then `env`, then `overrides`, into dotted fields.

@@ -16,6 +16,42 @@ IntakeVerdict Reject(DlqReason reason, std::string detail) {
   return v;
 }
 
+// The domain of a referral from its outward code: the longest matching prefix, else the
+// catch-all domain (no prefixes); nullptr when none.
+const IntakeDomain* DomainOfOutward(const IntakeRules& rules, const std::string& outward) {
+  const IntakeDomain* best = nullptr;
+  std::size_t best_length = 0;
+  const IntakeDomain* catch_all = nullptr;
+  for (const IntakeDomain& d : rules.domains) {
+    if (d.prefixes.empty()) {
+      catch_all = &d;
+    }
+    if (outward.empty()) {
+      continue;
+    }
+    for (const std::string& p : d.prefixes) {
+      if (p.size() > best_length && outward.rfind(p, 0) == 0) {
+        best = &d;
+        best_length = p.size();
+      }
+    }
+  }
+  if (best != nullptr || catch_all != nullptr) {
+    return best != nullptr ? best : catch_all;
+  }
+  // No postcode: a deployment of one domain takes it (the router's rules triage it).
+  return outward.empty() && rules.domains.size() == 1 ? &rules.domains[0] : nullptr;
+}
+
+const IntakeDomain* DomainOfPod(const IntakeRules& rules, const std::string& pod) {
+  for (const IntakeDomain& d : rules.domains) {
+    if (std::find(d.pods.begin(), d.pods.end(), pod) != d.pods.end()) {
+      return &d;
+    }
+  }
+  return rules.domains.size() == 1 ? &rules.domains[0] : nullptr;
+}
+
 }  // namespace
 
 const char* DlqReasonName(DlqReason reason) {
@@ -90,19 +126,49 @@ IntakeVerdict JudgeIntake(std::string_view bytes, const IntakeRules& rules) {
     default:
       return Reject(DlqReason::kNotAnInput, "body is not an input event");
   }
-  // The routing domain: explicit, or this deployment's when the outward code is one of its.
-  if (e.domain().empty()) {
-    const bool ours =
-        rules.domain_prefixes.empty() || outward.empty() ||
-        std::any_of(rules.domain_prefixes.begin(), rules.domain_prefixes.end(),
-                    [&](const std::string& p) { return outward.rfind(p, 0) == 0; });
-    if (!ours) {
-      return Reject(DlqReason::kUnknownDomain, "outward code outside every known domain");
+  // The routing domain.
+  if (!e.domain().empty()) {
+    if (std::none_of(rules.domains.begin(), rules.domains.end(),
+                     [&](const IntakeDomain& d) { return d.id == e.domain(); })) {
+      return Reject(DlqReason::kUnknownDomain, "domain is not served here");
     }
-    e.set_domain(rules.domain);
-  } else if (e.domain() != rules.domain) {
-    return Reject(DlqReason::kUnknownDomain, "domain is not served here");
+    v.domains.push_back(e.domain());
+    return v;
   }
+  const IntakeDomain* domain = nullptr;
+  switch (e.body_case()) {
+    case v1::Envelope::kReferralSubmitted:
+      domain = DomainOfOutward(rules, outward);
+      if (domain == nullptr) {
+        return Reject(DlqReason::kUnknownDomain, outward.empty()
+                                                     ? "no domain and no postcode_outward"
+                                                     : "outward code outside every known domain");
+      }
+      break;
+    case v1::Envelope::kPodResponse:
+      domain = DomainOfPod(rules, e.pod_response().pod_id());
+      break;
+    case v1::Envelope::kPodChanged:
+      domain = DomainOfPod(rules, e.pod_changed().pod_id());
+      break;
+    case v1::Envelope::kClientErasureRequested:
+      for (const IntakeDomain& d : rules.domains) {
+        v.domains.push_back(d.id);
+      }
+      if (v.domains.empty()) {
+        return Reject(DlqReason::kUnknownDomain, "no domain is served here");
+      }
+      e.set_domain(v.domains[0]);
+      return v;
+    default:
+      domain = rules.domains.size() == 1 ? &rules.domains[0] : nullptr;
+      break;
+  }
+  if (domain == nullptr) {
+    return Reject(DlqReason::kUnknownDomain, "domain not given and not known from the pod");
+  }
+  e.set_domain(domain->id);
+  v.domains.push_back(domain->id);
   return v;
 }
 

@@ -12,10 +12,18 @@
 
 namespace signpost::services {
 
+// One routing domain as the intake stage sees it.
+struct IntakeDomain {
+  std::string id;
+  // Outward-code prefixes (upper case); the longest match over every domain wins. Empty: the
+  // catch-all domain, which also takes referrals without a postcode.
+  std::vector<std::string> prefixes;
+  std::vector<std::string> pods;  // pod ids of its rules: answers and pod changes go here
+};
+
 struct IntakeRules {
   std::int64_t max_record_bytes = 262'144;
-  std::string domain;                        // the domain this deployment routes
-  std::vector<std::string> domain_prefixes;  // outward-code prefixes of it; empty: all
+  std::vector<IntakeDomain> domains;  // every domain this deployment routes
 };
 
 // Why a record went to the DLQ; the string form is the metric label and the header value.
@@ -38,12 +46,16 @@ enum class DlqReason {
 struct IntakeVerdict {
   DlqReason reason = DlqReason::kNone;
   std::string detail;  // which field, never its value
-  v1::Envelope envelope;  // normalised, when reason == kNone
+  v1::Envelope envelope;  // normalised, with its domain set, when reason == kNone
+  // The domains to write it to, when reason == kNone: one, except an erasure that names no
+  // domain, which goes to every domain (a client's record may be in any of them).
+  std::vector<std::string> domains;
 };
 
 // Validates and normalises `bytes`: schema version, ids, sizes, known enums, outward code
 // (upper case, no spaces), need codes (trimmed, lower case; unknown ones stay for triage), and
-// the routing domain (explicit, or from the outward code).
+// the routing domain: explicit; else a referral's from its outward code (longest prefix, or the
+// catch-all domain), an answer's or pod change's from its pod; else, with a single domain, it.
 [[nodiscard]] IntakeVerdict JudgeIntake(std::string_view bytes, const IntakeRules& rules);
 
 }  // namespace signpost::services

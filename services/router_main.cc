@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_join.h"
 #include "services/config.h"
 #include "services/service.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -44,7 +45,12 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
-  spdlog::info("starting instance {} for domain {}", config->instance_id, config->domain);
+  std::vector<std::string> domains;
+  for (const signpost::services::DomainConfig& d : config->domains) {
+    domains.push_back(d.id);
+  }
+  spdlog::info("starting instance {} for domain(s) {}", config->instance_id,
+               absl::StrJoin(domains, ", "));
   const absl::Status result = signpost::services::RunService(*config, g_stop);
   if (!result.ok()) {
     spdlog::error("stopping: {}", result.ToString());

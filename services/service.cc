@@ -5,8 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -16,6 +19,7 @@
 #include "librdkafka/rdkafkacpp.h"
 #include "nlohmann/json.hpp"
 #include "router/base/status_macros.h"
+#include "router/domain_routers.h"
 #include "router/router.h"
 #include "services/http_server.h"
 #include "services/intake.h"
@@ -156,31 +160,121 @@ std::vector<int> AssignedPartitions(const void* bytes, int size, const std::stri
   return out;
 }
 
-// The advertised query address ("host:port") of the group member that owns `partition` of
-// `topic`, from the coordinator's member list and each member's client.id
-// ("signpost-router/<instance>@<host:port>"); empty when no member owns it or none advertises.
-std::string OwnerAddress(RdKafka::KafkaConsumer& consumer, const std::string& group,
-                         const std::string& topic, int partition) {
+// The advertised query address ("host:port") of each partition's owner in `group`, from the
+// coordinator's member list and each member's client.id ("signpost-router/<instance>@<host:port>");
+// partitions with no owner, or whose owner advertises nothing, are absent.
+std::map<int, std::string> OwnerAddresses(rd_kafka_t* client, const std::string& group,
+                                          const std::string& topic) {
+  std::map<int, std::string> owners;
   const struct rd_kafka_group_list* list = nullptr;
-  if (rd_kafka_list_groups(consumer.c_ptr(), group.c_str(), &list, 5'000) !=
-      RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return {};
+  if (rd_kafka_list_groups(client, group.c_str(), &list, 5'000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return owners;
   }
-  std::string address;
-  for (int g = 0; g < list->group_cnt && address.empty(); ++g) {
-    for (int m = 0; m < list->groups[g].member_cnt && address.empty(); ++m) {
+  for (int g = 0; g < list->group_cnt; ++g) {
+    for (int m = 0; m < list->groups[g].member_cnt; ++m) {
       const rd_kafka_group_member_info& member = list->groups[g].members[m];
-      const std::vector<int> owned =
-          AssignedPartitions(member.member_assignment, member.member_assignment_size, topic);
       const std::string client_id = member.client_id != nullptr ? member.client_id : "";
-      if (std::find(owned.begin(), owned.end(), partition) != owned.end() &&
-          client_id.find('@') != std::string::npos) {
-        address = client_id.substr(client_id.rfind('@') + 1);
+      if (client_id.find('@') == std::string::npos) {
+        continue;
+      }
+      for (int partition :
+           AssignedPartitions(member.member_assignment, member.member_assignment_size, topic)) {
+        owners[partition] = client_id.substr(client_id.rfind('@') + 1);
       }
     }
   }
   rd_kafka_group_list_destroy(list);
-  return address;
+  return owners;
+}
+
+// Where queries for data this instance does not hold should go: the log partition of each
+// domain and the instance that owns it. Asked from HTTP threads, with its own Kafka handle, so
+// a lookup (up to seconds while the coordinator moves) never holds up routing. Thread-safe.
+class OwnerDirectory {
+ public:
+  static absl::StatusOr<std::unique_ptr<OwnerDirectory>> Create(const ServiceConfig& config) {
+    SIGNPOST_ASSIGN_OR_RETURN(auto conf, MakeClientConf(config.kafka));
+    std::string error;
+    std::unique_ptr<RdKafka::Producer> client(RdKafka::Producer::create(conf.get(), error));
+    if (client == nullptr) {
+      return absl::InternalError(absl::StrCat("query client: ", error));
+    }
+    return std::unique_ptr<OwnerDirectory>(new OwnerDirectory(config, std::move(client)));
+  }
+
+  // The log partitions of the configured domains (the log is keyed by domain, with the
+  // Java-compatible partitioner the intake stage's producer uses); empty while unknown.
+  std::set<int> DomainPartitions() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (partitions_ == 0) {
+      RdKafka::Metadata* raw = nullptr;
+      std::string error;
+      std::unique_ptr<RdKafka::Topic> topic(
+          RdKafka::Topic::create(client_.get(), config_.log_topic, nullptr, error));
+      if (topic != nullptr &&
+          client_->metadata(false, topic.get(), &raw, 5'000) == RdKafka::ERR_NO_ERROR) {
+        std::unique_ptr<RdKafka::Metadata> md(raw);
+        if (md->topics()->size() == 1) {
+          partitions_ = static_cast<int>(md->topics()->at(0)->partitions()->size());
+        }
+      }
+    }
+    std::set<int> out;
+    for (const DomainConfig& d : config_.domains) {
+      if (partitions_ > 0) {
+        out.insert(rd_kafka_msg_partitioner_murmur2_random(nullptr, d.id.data(), d.id.size(),
+                                                           partitions_, nullptr, nullptr));
+      }
+    }
+    return out;
+  }
+
+  // The owner of `partition`, at most a second old; empty when none is known.
+  std::string Owner(int partition) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (Clock::now() - fetched_ > std::chrono::seconds(1)) {
+      owners_ = OwnerAddresses(client_->c_ptr(), config_.group_id, config_.log_topic);
+      fetched_ = Clock::now();
+    }
+    auto it = owners_.find(partition);
+    return it == owners_.end() ? std::string() : it->second;
+  }
+
+ private:
+  OwnerDirectory(const ServiceConfig& config, std::unique_ptr<RdKafka::Producer> client)
+      : config_(config), client_(std::move(client)) {}
+
+  const ServiceConfig& config_;
+  std::unique_ptr<RdKafka::Producer> client_;
+  std::mutex mutex_;
+  int partitions_ = 0;
+  std::map<int, std::string> owners_;
+  Clock::time_point fetched_;
+};
+
+// A referral's open needs and history, from its client's record, as the query API shows them.
+std::string ReferralJson(const std::string& referral_id, int partition, const std::string& domain,
+                         const v1::ClientRecord* record) {
+  nlohmann::json out = {{"referral_id", referral_id}, {"partition", partition}, {"domain", domain}};
+  out["open"] = nlohmann::json::array();
+  out["history"] = nlohmann::json::array();
+  if (record != nullptr) {
+    for (const auto& o : record->open()) {
+      if (o.referral_id() == referral_id) {
+        out["open"].push_back({{"need", o.need_code()}, {"pod", o.pod_id()},
+                               {"state", v1::NeedState_Name(o.state())},
+                               {"since_ms", o.since_ms()}});
+      }
+    }
+    for (const auto& h : record->history()) {
+      if (h.referral_id() == referral_id) {
+        out["history"].push_back({{"need", h.need_code()}, {"pod", h.pod_id()},
+                                  {"kind", v1::HistoryKind_Name(h.kind())}, {"at_ms", h.at_ms()},
+                                  {"outcome", v1::Outcome_Name(h.outcome())}});
+      }
+    }
+  }
+  return out.dump();
 }
 
 // After kFatal from a stage's producer: one fenced by a newer instance stops the stage; a
@@ -276,11 +370,8 @@ absl::Status RewindToCommitted(RdKafka::KafkaConsumer& consumer) {
 
 class IntakeStage {
  public:
-  IntakeStage(const ServiceConfig& config, Metrics& metrics) : config_(config), metrics_(metrics) {
-    rules_.max_record_bytes = config.max_record_bytes;
-    rules_.domain = config.domain;
-    rules_.domain_prefixes = config.domain_prefixes;
-  }
+  IntakeStage(const ServiceConfig& config, IntakeRules rules, Metrics& metrics)
+      : config_(config), metrics_(metrics), rules_(std::move(rules)) {}
 
   absl::Status Run(const std::atomic<bool>& stop) {
     SIGNPOST_ASSIGN_OR_RETURN(
@@ -330,8 +421,11 @@ class IntakeStage {
       IntakeVerdict verdict = JudgeIntake(bytes, rules_);
       if (verdict.reason == DlqReason::kNone) {
         metrics_.RecordsIn(config_.intake_topic, TypeOf(verdict.envelope)).Increment();
-        SIGNPOST_RETURN_IF_ERROR(producer_->Produce(config_.log_topic, verdict.envelope.domain(),
-                                                    verdict.envelope.SerializeAsString()));
+        for (const std::string& domain : verdict.domains) {  // keyed by domain: its partition
+          verdict.envelope.set_domain(domain);
+          SIGNPOST_RETURN_IF_ERROR(producer_->Produce(config_.log_topic, domain,
+                                                      verdict.envelope.SerializeAsString()));
+        }
       } else {
         metrics_.RecordsIn(config_.intake_topic, "invalid").Increment();
         metrics_.Dlq(DlqReasonName(verdict.reason)).Increment();
@@ -426,28 +520,34 @@ class RoutingStage : public RdKafka::RebalanceCb {
       : config_(config),
         metrics_(metrics),
         resources_(storage::StoreResources::Create(
-            static_cast<std::size_t>(config.memory_budget_mb) << 20)),
-        rules_yaml_(ReadFile(config.rules_file)) {}
+            static_cast<std::size_t>(config.memory_budget_mb) << 20)) {
+    for (const DomainConfig& d : config.domains) {
+      rules_yaml_[d.id] = ReadFile(d.rules_file);
+    }
+  }
 
   // Where other instances reach this one's query API; call before Init.
   void SetAdvertised(std::string address) { advertised_ = std::move(address); }
 
   absl::Status Init() {
-    SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(rules_yaml_, config_.rules_file));
-    // Every series a dashboard expects exists from the start, at zero.
-    for (const router::NeedType& need : rules->needs) {
-      metrics_.Escalations(need.code);
-      metrics_.Waiting(need.code);
-      metrics_.OldestWaitSeconds(need.code);
-    }
-    for (const router::PodRule& pod : rules->pods) {
-      for (const char* answer : {"accepted", "declined", "accept_timeout", "completed",
-                                 "withdrawn", "pod_closed", "client_erased"}) {
-        metrics_.PodAnswers(pod.id, answer);
+    SIGNPOST_ASSIGN_OR_RETURN(owners_, OwnerDirectory::Create(config_));
+    for (const DomainConfig& d : config_.domains) {
+      SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(rules_yaml_[d.id], d.rules_file));
+      // Every series a dashboard expects exists from the start, at zero.
+      for (const router::NeedType& need : rules->needs) {
+        metrics_.Escalations(need.code);
+        metrics_.Waiting(need.code);
+        metrics_.OldestWaitSeconds(need.code);
       }
-      metrics_.PodOpen(pod.id);
-      metrics_.PodCapacity(pod.id);
-      metrics_.PodUtilisation(pod.id);
+      for (const router::PodRule& pod : rules->pods) {
+        for (const char* answer : {"accepted", "declined", "accept_timeout", "completed",
+                                   "withdrawn", "pod_closed", "client_erased"}) {
+          metrics_.PodAnswers(pod.id, answer);
+        }
+        metrics_.PodOpen(pod.id);
+        metrics_.PodCapacity(pod.id);
+        metrics_.PodUtilisation(pod.id);
+      }
     }
     SIGNPOST_ASSIGN_OR_RETURN(
         producer_, TxnProducer::Create(config_.kafka, absl::StrCat(config_.group_id, "-router-",
@@ -509,60 +609,49 @@ class RoutingStage : public RdKafka::RebalanceCb {
   }
 
   HttpResponse QueryClient(const std::string& client_ref) {
-    return OnRouterThread([this, client_ref]() -> HttpResponse {
+    const std::string path = absl::StrCat("/v1/clients/", client_ref);
+    return AnswerOrRedirect("client", path, [this, client_ref]() -> std::optional<HttpResponse> {
       for (auto& [id, part] : partitions_) {
-        if (const v1::ClientRecord* record = part.store->Clients().Find(client_ref)) {
-          std::string json;
-          static_cast<void>(google::protobuf::util::MessageToJsonString(*record, &json));
-          return {200, "application/json", json};
+        for (auto& [domain, store] : part.stores) {
+          if (const v1::ClientRecord* record = store->Clients().Find(client_ref)) {
+            std::string json;
+            static_cast<void>(google::protobuf::util::MessageToJsonString(*record, &json));
+            return HttpResponse{200, "application/json", json};
+          }
         }
       }
-      return NotHere("client", absl::StrCat("/v1/clients/", client_ref));
+      return std::nullopt;
     });
   }
 
   HttpResponse QueryReferral(const std::string& referral_id) {
-    return OnRouterThread([this, referral_id]() -> HttpResponse {
+    const std::string path = absl::StrCat("/v1/referrals/", referral_id);
+    return AnswerOrRedirect("referral", path, [this, referral_id]() -> std::optional<HttpResponse> {
       for (auto& [id, part] : partitions_) {
-        const std::string* client = part.store->Clients().FindReferral(referral_id);
-        if (client == nullptr) {
-          continue;
-        }
-        const v1::ClientRecord* record = part.store->Clients().Find(*client);
-        nlohmann::json out = {{"referral_id", referral_id}, {"partition", id}};
-        out["open"] = nlohmann::json::array();
-        out["history"] = nlohmann::json::array();
-        if (record != nullptr) {
-          for (const auto& o : record->open()) {
-            if (o.referral_id() == referral_id) {
-              out["open"].push_back({{"need", o.need_code()}, {"pod", o.pod_id()},
-                                     {"state", v1::NeedState_Name(o.state())},
-                                     {"since_ms", o.since_ms()}});
-            }
+        for (auto& [domain, store] : part.stores) {
+          const std::string* client = store->Clients().FindReferral(referral_id);
+          if (client == nullptr) {
+            continue;
           }
-          for (const auto& h : record->history()) {
-            if (h.referral_id() == referral_id) {
-              out["history"].push_back({{"need", h.need_code()}, {"pod", h.pod_id()},
-                                        {"kind", v1::HistoryKind_Name(h.kind())},
-                                        {"at_ms", h.at_ms()},
-                                        {"outcome", v1::Outcome_Name(h.outcome())}});
-            }
-          }
+          return HttpResponse{200, "application/json",
+                              ReferralJson(referral_id, id, domain, store->Clients().Find(*client))};
         }
-        return {200, "application/json", out.dump()};
       }
-      return NotHere("referral", absl::StrCat("/v1/referrals/", referral_id));
+      return std::nullopt;
     });
   }
 
  private:
   struct Partition {
     int id = 0;
-    std::unique_ptr<storage::PartitionStore> store;
-    std::unique_ptr<router::Router> router;
-    std::int64_t replay_until = 0;  // offsets below this are applied silently (already decided)
-    bool dirty = false;             // applied since the last store commit
-    std::int64_t next = 0;          // offset after the last record of this batch, 0 if none
+    // One store and one router per routing domain seen in the partition.
+    std::map<std::string, std::unique_ptr<storage::PartitionStore>> stores;
+    std::unique_ptr<router::DomainRouters> routers;
+    std::set<std::string> dirty_domains;  // applied something since the last store commit
+    std::int64_t applied = -1;       // the last offset handled (any domain, or dead-lettered)
+    std::int64_t replay_until = 0;   // offsets below this are applied silently (already decided)
+    bool dirty = false;              // handled records since the last store commit
+    std::int64_t next = 0;           // offset after the last record of this batch, 0 if none
   };
 
   // "signpost-router/<instance>@<advertised host:port>": how other instances find our query API.
@@ -572,37 +661,40 @@ class RoutingStage : public RdKafka::RebalanceCb {
                                               advertised_);
   }
 
-  // The log partition that holds this deployment's records: the log is keyed by domain, with
-  // the Java-compatible partitioner the intake stage's producer uses.
-  int DomainPartition() {
-    if (log_partitions_ == 0) {
-      RdKafka::Metadata* raw = nullptr;
-      std::string error;
-      std::unique_ptr<RdKafka::Topic> topic(
-          RdKafka::Topic::create(consumer_.get(), config_.log_topic, nullptr, error));
-      if (consumer_->metadata(false, topic.get(), &raw, 5'000) == RdKafka::ERR_NO_ERROR) {
-        std::unique_ptr<RdKafka::Metadata> md(raw);
-        if (md->topics()->size() == 1) {
-          log_partitions_ = static_cast<int>(md->topics()->at(0)->partitions()->size());
-        }
+  // Runs `lookup` on the routing thread. When this instance does not hold the answer: a
+  // redirect (307) to the instance owning the one other log partition that holds our domains,
+  // as Kafka Streams' interactive queries do; otherwise 404 naming what this instance owns.
+  HttpResponse AnswerOrRedirect(const char* what, const std::string& path,
+                                std::function<std::optional<HttpResponse>()> lookup) {
+    struct Miss {
+      bool missing = false;
+      std::set<int> owned;
+    };
+    auto miss = std::make_shared<Miss>();  // outlives a task that answers after the wait
+    HttpResponse local = OnRouterThread([this, lookup, miss]() -> HttpResponse {
+      if (std::optional<HttpResponse> found = lookup()) {
+        return *found;
+      }
+      for (const auto& [id, part] : partitions_) {
+        miss->owned.insert(id);
+      }
+      miss->missing = true;
+      return {};
+    });
+    if (local.status == 503 || !miss->missing) {
+      return local;  // the router was busy (its task may still run: miss is not ours), or found
+    }
+    const std::set<int>* owned = &miss->owned;
+    // Off the routing thread: which other partition, and who owns it.
+    std::set<int> elsewhere;
+    for (int partition : owners_->DomainPartitions()) {
+      if (!owned->contains(partition)) {
+        elsewhere.insert(partition);
       }
     }
-    if (log_partitions_ == 0) {
-      return -1;
-    }
-    return rd_kafka_msg_partitioner_murmur2_random(nullptr, config_.domain.data(),
-                                                   config_.domain.size(), log_partitions_,
-                                                   nullptr, nullptr);
-  }
-
-  // Not in a partition this instance owns: a redirect (307) to the instance that owns the
-  // domain's partition, as Kafka Streams' interactive queries do; 404 when that is us (it does
-  // not exist) or no owner is known yet.
-  HttpResponse NotHere(const char* what, const std::string& path = "") {
-    const int partition = DomainPartition();
-    if (partition >= 0 && !partitions_.contains(partition) && !path.empty()) {
-      const std::string owner =
-          OwnerAddress(*consumer_, config_.group_id, config_.log_topic, partition);
+    if (elsewhere.size() == 1) {
+      const int partition = *elsewhere.begin();
+      const std::string owner = owners_->Owner(partition);
       if (!owner.empty() && owner != advertised_) {
         nlohmann::json body = {{"title", "Owned by another instance"},
                                {"status", 307},
@@ -612,16 +704,15 @@ class RoutingStage : public RdKafka::RebalanceCb {
                 absl::StrCat("http://", owner, path)};
       }
     }
-    nlohmann::json problem = {{"title", "Not found here"},
-                              {"status", 404},
-                              {"detail", absl::StrCat("no ", what, " with that id in the ",
-                                                      partitions_.size(),
-                                                      " partition(s) this instance owns")}};
-    std::vector<int> owned;
-    for (const auto& [id, part] : partitions_) {
-      owned.push_back(id);
+    nlohmann::json problem = {
+        {"title", "Not found here"},
+        {"status", 404},
+        {"detail", absl::StrCat("no ", what, " with that id in the ", owned->size(),
+                                " partition(s) this instance owns")}};
+    problem["owned_partitions"] = *owned;
+    if (elsewhere.size() > 1) {
+      problem["other_partitions"] = elsewhere;  // the domains are spread: ask their owners
     }
-    problem["owned_partitions"] = owned;
     return {404, "application/problem+json", problem.dump()};
   }
 
@@ -636,41 +727,96 @@ class RoutingStage : public RdKafka::RebalanceCb {
     }
   }
 
-  // Opens the partition's store and brings its router to the store's offset; records from
-  // there up to the group's committed offset will be replayed silently.
-  absl::Status Restore(Partition& part, std::int64_t committed) {
-    if (part.store == nullptr) {
+  // State of partition `p` lives under <data_dir>/<log topic>-<p>/<domain>/, one RocksDB each.
+  std::string PartitionDir(int partition) const {
+    return absl::StrCat(config_.data_dir, "/", config_.log_topic, "-", partition);
+  }
+
+  // The store of `domain` in `part`, opened (and created) if need be.
+  absl::StatusOr<storage::PartitionStore*> StoreOf(Partition& part, const std::string& domain) {
+    std::unique_ptr<storage::PartitionStore>& store = part.stores[domain];
+    if (store == nullptr) {
       storage::StoreOptions options;
-      options.path = absl::StrCat(config_.data_dir, "/", config_.log_topic, "-", part.id);
+      options.path = absl::StrCat(PartitionDir(part.id), "/", domain);
       options.resources = resources_;
-      SIGNPOST_ASSIGN_OR_RETURN(part.store, storage::PartitionStore::Open(options));
+      absl::StatusOr<std::unique_ptr<storage::PartitionStore>> opened =
+          storage::PartitionStore::Open(options);
+      if (!opened.ok()) {
+        part.stores.erase(domain);
+        return opened.status();
+      }
+      store = *std::move(opened);
     }
-    part.store->DiscardUncommitted();
-    std::int64_t applied = part.store->AppliedOffset().Value();
-    if (applied + 1 > committed) {
+    return store.get();
+  }
+
+  // The router of a domain at its first record in the partition: kNotFound for a domain this
+  // deployment does not route (the record is dead-lettered).
+  absl::StatusOr<std::unique_ptr<router::Router>> MakeRouter(Partition& part,
+                                                             const std::string& domain) {
+    auto yaml = rules_yaml_.find(domain);
+    if (yaml == rules_yaml_.end()) {
+      return absl::NotFoundError("domain is not routed here");
+    }
+    SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(yaml->second, domain));
+    SIGNPOST_ASSIGN_OR_RETURN(storage::PartitionStore * store, StoreOf(part, domain));
+    return std::make_unique<router::Router>(std::move(rules), store->Clients());
+  }
+
+  // Opens the partition's stores (one per domain already seen there) and brings their routers
+  // to the stored state. Records from the lowest stored offset up to the group's committed
+  // offset will be replayed silently; each router skips what its state already holds.
+  absl::Status Restore(Partition& part, std::int64_t committed) {
+    namespace fs = std::filesystem;
+    const std::string root = PartitionDir(part.id);
+    std::error_code ec;
+    if (part.stores.empty() && fs::exists(root + "/CURRENT", ec)) {
+      // The layout before domains (one store for the partition): rebuilt by replay.
+      spdlog::warn("partition {}: state in the single-domain layout; rebuilding", part.id);
+      fs::remove_all(root, ec);
+    }
+    for (const DomainConfig& d : config_.domains) {
+      if (!part.stores.contains(d.id) && fs::exists(absl::StrCat(root, "/", d.id), ec)) {
+        SIGNPOST_RETURN_IF_ERROR(StoreOf(part, d.id).status());
+      }
+    }
+    std::int64_t applied = std::numeric_limits<std::int64_t>::max();
+    std::int64_t newest = -1;
+    for (auto& [domain, store] : part.stores) {
+      store->DiscardUncommitted();
+      applied = std::min(applied, store->AppliedOffset().Value());
+      newest = std::max(newest, store->AppliedOffset().Value());
+    }
+    if (part.stores.empty()) {
+      applied = -1;
+    }
+    if (newest + 1 > committed) {
       // Local state ahead of the group (a reset group or a recreated topic): rebuild.
       spdlog::warn("partition {}: local state at offset {} is ahead of the group's {}; rebuilding",
-                   part.id, applied, committed);
-      const std::string path = absl::StrCat(config_.data_dir, "/", config_.log_topic, "-", part.id);
-      part.router.reset();
-      part.store.reset();
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
+                   part.id, newest, committed);
+      part.routers.reset();
+      part.stores.clear();
+      fs::remove_all(root, ec);
       return Restore(part, committed);
     }
-    SIGNPOST_ASSIGN_OR_RETURN(std::optional<v1::RouterSnapshot> state,
-                              part.store->LoadRouterState());
-    part.router.reset();
-    if (state.has_value()) {
-      SIGNPOST_ASSIGN_OR_RETURN(part.router,
-                                router::Router::Restore(*state, part.store->Clients()));
-    }  // else: a router starts with the partition's first record (see Handle)
+    part.routers = std::make_unique<router::DomainRouters>(
+        [this, &part](const std::string& domain) { return MakeRouter(part, domain); });
+    for (auto& [domain, store] : part.stores) {
+      SIGNPOST_ASSIGN_OR_RETURN(std::optional<v1::RouterSnapshot> state, store->LoadRouterState());
+      if (state.has_value()) {
+        SIGNPOST_ASSIGN_OR_RETURN(auto restored, router::Router::Restore(*state, store->Clients()));
+        part.routers->Put(domain, std::move(restored));
+      }  // else: its router starts with the domain's next record (see Handle)
+    }
+    part.applied = applied;
     part.replay_until = committed;
     part.dirty = false;
+    part.dirty_domains.clear();
     part.next = 0;
     metrics_.RestoreRemaining(part.id).Set(static_cast<double>(committed - applied - 1));
-    spdlog::info("partition {}: state at offset {}, group committed {}, replaying {} records",
-                 part.id, applied, committed, committed - applied - 1);
+    spdlog::info("partition {}: {} domain(s), state at offset {}, group committed {}, replaying {} "
+                 "records",
+                 part.id, part.stores.size(), applied, committed, committed - applied - 1);
     return absl::OkStatus();
   }
 
@@ -697,7 +843,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
         if (absl::Status s = Restore(part, committed); !s.ok()) {
           callback_error_ = s;
         }
-        const std::int64_t from = part.store != nullptr ? part.store->AppliedOffset().Value() + 1 : 0;
+        const std::int64_t from = part.applied + 1;
         tp->set_offset(from == 0 ? RdKafka::Topic::OFFSET_BEGINNING : from);
       }
       std::unique_ptr<RdKafka::Error> e(consumer->incremental_assign(partitions));
@@ -750,8 +896,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
     if (part.replay_until == 0) {
       return true;
     }
-    const std::int64_t applied = part.router == nullptr ? -1 : part.router->LastApplied().Value();
-    return applied + 1 >= part.replay_until || Position(part.id) >= part.replay_until;
+    return part.applied + 1 >= part.replay_until || Position(part.id) >= part.replay_until;
   }
 
   void UpdateReady() {
@@ -803,32 +948,32 @@ class RoutingStage : public RdKafka::RebalanceCb {
   }
 
   absl::Status Handle(Partition& part, RdKafka::Message& m) {
-    if (part.router == nullptr) {
-      SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(rules_yaml_, config_.rules_file));
-      part.router = std::make_unique<router::Router>(std::move(rules), part.store->Clients());
-    }
-    if (m.offset() <= part.router->LastApplied().Value()) {
+    if (m.offset() <= part.applied) {
       return absl::OkStatus();  // delivered twice (librdkafka 2.0.2 can): nothing changes
     }
     const bool replaying = m.offset() < part.replay_until;
+    part.applied = m.offset();
+    part.dirty = true;
+    if (!replaying) {
+      part.next = m.offset() + 1;
+    }
     v1::Envelope& event = event_;
     if (!event.ParseFromArray(m.payload(), static_cast<int>(m.len()))) {
-      if (!replaying) {
-        SIGNPOST_RETURN_IF_ERROR(producer_->Begin());
-        metrics_.Dlq("unparsable").Increment();
-        const std::string key = m.key() != nullptr ? *m.key() : std::string();
-        SIGNPOST_RETURN_IF_ERROR(producer_->Produce(
-            config_.dlq_topic, key,
-            std::string(static_cast<const char*>(m.payload()), m.len()),
-            DlqHeaders(DlqReason::kUnparsable, "log record is not an Envelope", m)));
-        part.next = m.offset() + 1;
-      }
-      return absl::OkStatus();
+      return replaying ? absl::OkStatus()
+                       : DeadLetter(m, DlqReason::kUnparsable, "log record is not an Envelope");
     }
     out_.Clear();
-    auto applied = part.router->Apply(event, Offset(m.offset()), out_);
-    SIGNPOST_RETURN_IF_ERROR(applied.status());
-    part.dirty = true;
+    if (absl::Status applied = part.routers->Apply(event, Offset(m.offset()), out_);
+        !applied.ok()) {
+      if (!absl::IsNotFound(applied)) {
+        return applied;
+      }
+      return replaying ? absl::OkStatus()
+                       : DeadLetter(m, DlqReason::kUnknownDomain, "domain is not routed here");
+    }
+    for (const router::DomainRouters::Touched& t : part.routers->Applied()) {
+      part.dirty_domains.insert(*t.domain);
+    }
     if (replaying) {
       metrics_.Replayed().Increment();
       return absl::OkStatus();
@@ -855,22 +1000,35 @@ class RoutingStage : public RdKafka::RebalanceCb {
         }
       }
     }
-    for (const router::PodTiming& t : part.router->Timings()) {
-      const std::string& pod = part.router->rules().pods[t.pod].id;
-      (t.kind == router::PodTiming::kAccept ? metrics_.TimeToAccept(pod)
-                                            : metrics_.TimeToComplete(pod))
-          .Observe(static_cast<double>(t.ms) / 1000.0);
+    for (const router::DomainRouters::Touched& t : part.routers->Applied()) {
+      for (const router::PodTiming& timing : t.router->Timings()) {
+        const std::string& pod = t.router->rules().pods[timing.pod].id;
+        (timing.kind == router::PodTiming::kAccept ? metrics_.TimeToAccept(pod)
+                                                   : metrics_.TimeToComplete(pod))
+            .Observe(static_cast<double>(timing.ms) / 1000.0);
+      }
     }
     // An accept changes state without a decision; counted when the router did not reject it.
     if (event.has_pod_response() && event.pod_response().has_accepted() &&
-        (out_.empty() || !out_[0].has_rejected())) {
+        !part.routers->Applied().empty() && (out_.empty() || !out_[0].has_rejected())) {
       metrics_.PodAnswers(event.pod_response().pod_id(), "accepted").Increment();
     }
     if (event.has_referral_submitted() || event.has_pod_response()) {
       event_times_.push_back(event.event_time_ms());
     }
-    part.next = m.offset() + 1;
     return absl::OkStatus();
+  }
+
+  // A log record the routers cannot use, to the DLQ inside the batch's transaction.
+  absl::Status DeadLetter(RdKafka::Message& m, DlqReason reason, const char* detail) {
+    SIGNPOST_RETURN_IF_ERROR(producer_->Begin());
+    metrics_.Dlq(DlqReasonName(reason)).Increment();
+    spdlog::warn("log record {}/{}@{} to the DLQ: {} ({})", m.topic_name(), m.partition(),
+                 m.offset(), DlqReasonName(reason), detail);
+    const std::string key = m.key() != nullptr ? *m.key() : std::string();
+    return producer_->Produce(config_.dlq_topic, key,
+                              std::string(static_cast<const char*>(m.payload()), m.len()),
+                              DlqHeaders(reason, detail, m));
   }
 
   // Writes a Tick into every owned partition of the log, so timers become part of the log.
@@ -880,7 +1038,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
     }
     next_tick_ = Clock::now() + std::chrono::milliseconds(config_.tick_interval_ms);
     for (auto& [id, part] : partitions_) {
-      if (part.router == nullptr || !Restored(part)) {
+      if (part.routers == nullptr || part.routers->all().empty() || !Restored(part)) {
         continue;  // no domain routed here yet, or not restored yet
       }
       SIGNPOST_RETURN_IF_ERROR(producer_->Begin());
@@ -891,10 +1049,10 @@ class RoutingStage : public RdKafka::RebalanceCb {
           absl::StrCat("tick/", config_.instance_id, "/", id, "/", now_ms, "-", ++tick_seq_));
       tick.set_event_time_ms(now_ms);
       tick.set_producer(absl::StrCat("router/", config_.instance_id));
-      tick.set_domain(config_.domain);
+      // No domain: every domain's router in the partition applies it.
       tick.mutable_tick()->set_sequence(tick_seq_);
-      SIGNPOST_RETURN_IF_ERROR(producer_->Produce(config_.log_topic, config_.domain,
-                                                  tick.SerializeAsString(), nullptr, id));
+      SIGNPOST_RETURN_IF_ERROR(
+          producer_->Produce(config_.log_topic, "tick", tick.SerializeAsString(), nullptr, id));
     }
     return absl::OkStatus();
   }
@@ -951,19 +1109,28 @@ class RoutingStage : public RdKafka::RebalanceCb {
     return absl::OkStatus();
   }
 
+  // Each store of a touched partition gets the partition's offset (so none lags far behind
+  // and restores replay little), with its domain's changes when it has any.
   absl::Status CommitStores() {
     for (auto& [id, part] : partitions_) {
       part.next = 0;
-      if (!part.dirty || part.router == nullptr) {
+      if (!part.dirty) {
         continue;
       }
-      SIGNPOST_RETURN_IF_ERROR(part.store->ReadStatus());
-      part.router->TakeChanges(changes_);
-      // A storage error here stops the process; the restart replays the gap silently.
-      SIGNPOST_RETURN_IF_ERROR(part.store->Commit(&changes_, part.router->LastApplied()));
+      for (auto& [domain, store] : part.stores) {
+        SIGNPOST_RETURN_IF_ERROR(store->ReadStatus());
+        router::Router* router = part.routers->Find(domain);
+        const bool changed = router != nullptr && part.dirty_domains.contains(domain);
+        if (changed) {
+          router->TakeChanges(changes_);
+        }
+        // A storage error here stops the process; the restart replays the gap silently.
+        SIGNPOST_RETURN_IF_ERROR(store->Commit(changed ? &changes_ : nullptr, Offset(part.applied)));
+      }
       part.dirty = false;
-      metrics_.RestoreRemaining(id).Set(static_cast<double>(
-          Restored(part) ? 0 : part.replay_until - part.router->LastApplied().Value() - 1));
+      part.dirty_domains.clear();
+      metrics_.RestoreRemaining(id).Set(
+          static_cast<double>(Restored(part) ? 0 : part.replay_until - part.applied - 1));
     }
     return absl::OkStatus();
   }
@@ -987,7 +1154,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
       const std::int64_t committed = Committed(id);
       SIGNPOST_RETURN_IF_ERROR(callback_error_);
       SIGNPOST_RETURN_IF_ERROR(Restore(part, committed));
-      const std::int64_t from = part.store->AppliedOffset().Value() + 1;
+      const std::int64_t from = part.applied + 1;
       std::unique_ptr<RdKafka::TopicPartition> tp(RdKafka::TopicPartition::create(
           config_.log_topic, id, from == 0 ? RdKafka::Topic::OFFSET_BEGINNING : from));
       if (RdKafka::ErrorCode err = consumer_->seek(*tp, 10'000); err != RdKafka::ERR_NO_ERROR) {
@@ -1016,25 +1183,28 @@ class RoutingStage : public RdKafka::RebalanceCb {
     std::map<std::string, std::pair<double, double>> pod_totals;  // open cost, capacity
     std::map<std::string, std::pair<double, double>> need_totals;  // waiting, oldest wait s
     for (auto& [id, part] : partitions_) {
-      if (part.router == nullptr) {
+      if (part.routers == nullptr) {
         continue;
       }
-      const router::Rules& rules = part.router->rules();
-      for (const router::PodFigures& pod : part.router->Pods()) {
-        auto& t = pod_totals[pod.id];
-        t.first += pod.open_cost;
-        t.second += pod.capacity;
-        pods.push_back({{"partition", id},
-                        {"pod", pod.id},
-                        {"status", v1::PodStatus_Name(pod.status)},
-                        {"capacity", pod.capacity},
-                        {"open_cost", pod.open_cost},
-                        {"open_needs", pod.open_needs}});
-      }
-      for (router::NeedIndex n = 0; n < rules.needs.size(); ++n) {
-        auto& t = need_totals[rules.needs[n].code];
-        t.first += static_cast<double>(part.router->QueuedCount(n));
-        t.second = std::max(t.second, static_cast<double>(part.router->OldestWaitMs(n)) / 1000.0);
+      for (const auto& [domain, router] : part.routers->all()) {
+        const router::Rules& rules = router->rules();
+        for (const router::PodFigures& pod : router->Pods()) {
+          auto& t = pod_totals[pod.id];
+          t.first += pod.open_cost;
+          t.second += pod.capacity;
+          pods.push_back({{"partition", id},
+                          {"domain", domain},
+                          {"pod", pod.id},
+                          {"status", v1::PodStatus_Name(pod.status)},
+                          {"capacity", pod.capacity},
+                          {"open_cost", pod.open_cost},
+                          {"open_needs", pod.open_needs}});
+        }
+        for (router::NeedIndex n = 0; n < rules.needs.size(); ++n) {
+          auto& t = need_totals[rules.needs[n].code];
+          t.first += static_cast<double>(router->QueuedCount(n));
+          t.second = std::max(t.second, static_cast<double>(router->OldestWaitMs(n)) / 1000.0);
+        }
       }
       std::vector<RdKafka::TopicPartition*> position = {
           RdKafka::TopicPartition::create(config_.log_topic, id)};
@@ -1065,12 +1235,12 @@ class RoutingStage : public RdKafka::RebalanceCb {
   const ServiceConfig& config_;
   Metrics& metrics_;
   std::shared_ptr<storage::StoreResources> resources_;
-  std::string rules_yaml_;
+  std::map<std::string, std::string> rules_yaml_;  // by domain
+  std::unique_ptr<OwnerDirectory> owners_;
   std::unique_ptr<TxnProducer> producer_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::map<int, Partition> partitions_;
   std::string advertised_;  // host:port of our query API, or empty
-  int log_partitions_ = 0;  // of the log topic, once known
   FencedMembership fencing_;
   absl::Status callback_error_;
   std::atomic<bool> ready_{false};
@@ -1089,6 +1259,29 @@ class RoutingStage : public RdKafka::RebalanceCb {
   std::vector<std::packaged_task<HttpResponse()>> mailbox_;
 };
 
+// The domains as the intake stage resolves them, with the pods of each domain's rules; pod ids
+// must be unique across domains (answers find their domain by pod; metrics label by pod).
+absl::StatusOr<IntakeRules> LoadIntakeRules(const ServiceConfig& config) {
+  IntakeRules rules;
+  rules.max_record_bytes = config.max_record_bytes;
+  std::map<std::string, std::string> pod_domain;
+  for (const DomainConfig& d : config.domains) {
+    SIGNPOST_ASSIGN_OR_RETURN(auto loaded, router::LoadRules(ReadFile(d.rules_file), d.rules_file));
+    IntakeDomain& domain = rules.domains.emplace_back();
+    domain.id = d.id;
+    domain.prefixes = d.prefixes;
+    for (const router::PodRule& pod : loaded->pods) {
+      if (auto [it, fresh] = pod_domain.emplace(pod.id, d.id); !fresh) {
+        return absl::InvalidArgumentError(absl::StrCat(d.rules_file, ": pod ", pod.id,
+                                                       " is also in domain ", it->second,
+                                                       "; pod ids must be unique"));
+      }
+      domain.pods.push_back(pod.id);
+    }
+  }
+  return rules;
+}
+
 std::string PathParameter(const std::string& target, const std::string& prefix) {
   std::string rest = target.substr(prefix.size());
   const std::size_t q = rest.find('?');
@@ -1098,6 +1291,7 @@ std::string PathParameter(const std::string& target, const std::string& prefix) 
 }  // namespace
 
 absl::Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
+  SIGNPOST_ASSIGN_OR_RETURN(IntakeRules intake_rules, LoadIntakeRules(config));
   Metrics metrics;
   RoutingStage routing(config, metrics);
   SIGNPOST_ASSIGN_OR_RETURN(
@@ -1139,7 +1333,7 @@ absl::Status RunService(const ServiceConfig& config, const std::atomic<bool>& st
                advertised.empty() ? "nothing" : advertised);
   SIGNPOST_RETURN_IF_ERROR(routing.Init());
 
-  IntakeStage intake(config, metrics);
+  IntakeStage intake(config, std::move(intake_rules), metrics);
   absl::Status intake_result;
   std::atomic<bool> intake_failed{false};
   std::atomic<bool> stop_intake{false};

@@ -179,7 +179,7 @@ TEST_F(GatewayTest, AcknowledgedSubmissionsAreInKafkaExactlyAsMapped) {
   ASSERT_EQ(got.size(), expected.size() + 2);
   std::set<std::string> event_ids;
   services::IntakeRules rules;
-  rules.domain = "banes";
+  rules.domains = {services::IntakeDomain{"banes", {}, {}}};
   for (std::size_t i = 0; i < got.size(); ++i) {
     const v1::Envelope& e = got[i];
     EXPECT_EQ(e.schema_version(), 1u);

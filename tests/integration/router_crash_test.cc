@@ -93,20 +93,8 @@ TEST(RouterCrashTest, KilledAndRestartedItCommitsExactlyWhatOneCleanRunWould) {
   // Where each partition's stored state stands: everything the router consumed. (The log may
   // hold a few later records, the ticks of its last transaction, that it never read.)
   std::map<int, std::int64_t> applied;
-  std::map<int, std::string> stored;
-  for (int partition : {0, 1}) {
-    storage::StoreOptions options;
-    options.path = absl::StrCat(data_dir, "/", topics.log, "-", partition);
-    options.resources = storage::StoreResources::Create(32 << 20);
-    auto store = storage::PartitionStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    applied[partition] = (*store)->AppliedOffset().Value();
-    auto state = (*store)->LoadRouterState();
-    ASSERT_TRUE(state.ok()) << state.status();
-    if (state->has_value()) {
-      stored[partition] = (*state)->SerializeAsString();
-    }
-  }
+  const std::map<std::string, std::string> stored = StoredStates(data_dir, topics, applied);
+  ASSERT_FALSE(stored.empty());
   const ReplayCheck check = CheckAgainstReplay(*base, topics, SIGNPOST_EXAMPLE_RULES, &applied);
   std::cout << kKills << " kills; " << check.committed << " committed decisions, "
             << check.replayed << " in a clean replay\n";

@@ -74,16 +74,13 @@ TEST(RouterFencingTest, AFrozenInstanceIsFencedAndCommitsNothing) {
   const std::map<int, std::int64_t> upto = LastCommitted(*base, topics, 2);
   ASSERT_EQ(upto.size(), 2u);
   // The zombie's state never got ahead of what the group committed.
-  for (const auto& [partition, last] : upto) {
-    storage::StoreOptions options;
-    options.path = absl::StrCat(root, "/machine-1/", topics.log, "-", partition);
-    if (!std::filesystem::exists(options.path)) {
-      continue;
+  if (std::filesystem::exists(root + "/machine-1")) {
+    std::map<int, std::int64_t> zombie_applied;
+    static_cast<void>(StoredStates(root + "/machine-1", topics, zombie_applied));
+    for (const auto& [partition, applied] : zombie_applied) {
+      ASSERT_TRUE(upto.contains(partition));
+      EXPECT_LE(applied, upto.at(partition)) << "partition " << partition;
     }
-    options.resources = storage::StoreResources::Create(16 << 20);
-    auto store = storage::PartitionStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    EXPECT_LE((*store)->AppliedOffset().Value(), last) << "partition " << partition;
   }
   const ReplayCheck check = CheckAgainstReplay(*base, topics, SIGNPOST_EXAMPLE_RULES, &upto);
   std::cout << check.committed << " committed decisions, " << check.replayed

@@ -60,9 +60,8 @@ class RouterServiceTest : public ::testing::Test {
     config_.kafka = base_;
     config_.instance_id = suffix;
     config_.group_id = "g-" + suffix;
-    config_.domain = "banes";
-    config_.domain_prefixes = {"BA1", "BA2", "BA3", "BS31", "BS39", "BS40"};
-    config_.rules_file = SIGNPOST_EXAMPLE_RULES;
+    config_.domains = {services::DomainConfig{
+        "banes", SIGNPOST_EXAMPLE_RULES, {"BA1", "BA2", "BA3", "BS31", "BS39", "BS40"}}};
     config_.intake_topic = "intake-" + suffix;
     config_.log_topic = "log-" + suffix;
     config_.decisions_topic = "decisions-" + suffix;

@@ -25,6 +25,16 @@ pods:
   - {id: hub, needs: [triage], coverage: ["*"], capacity: 3}
 )";
 
+TEST(RulesTest, LoadsTheSecondDomainsExampleRules) {
+  std::ifstream in(SIGNPOST_SECOND_EXAMPLE_RULES);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto rules = LoadRules(text.str(), "wiltshire.yaml");
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  EXPECT_EQ((*rules)->needs.size(), 6u);
+  EXPECT_EQ((*rules)->pods.size(), 7u);
+}
+
 TEST(RulesTest, LoadsTheExampleRules) {
   std::ifstream in(SIGNPOST_EXAMPLE_RULES);
   std::stringstream text;

@@ -33,8 +33,63 @@ TEST(ConfigTest, LoadsTheDemoConfigWithAnEnvironmentOverride) {
   EXPECT_EQ(c->kafka.at("bootstrap.servers"), "127.0.0.1:19092");
   EXPECT_EQ(c->data_dir, "/var/lib/signpost");
   EXPECT_EQ(c->batch_max_ms, 50);
-  EXPECT_EQ(c->domain, "banes");
-  EXPECT_EQ(c->domain_prefixes.size(), 6u);
+  ASSERT_EQ(c->domains.size(), 1u);
+  EXPECT_EQ(c->domains[0].id, "banes");
+  EXPECT_EQ(c->domains[0].prefixes.size(), 6u);
+}
+
+TEST(ConfigTest, LoadsTheMultiDomainExample) {
+  auto c = LoadServiceConfig(SIGNPOST_MULTI_DOMAIN_CONFIG, {}, {"kafka.bootstrap.servers=x:1"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->domains.size(), 2u);
+  EXPECT_EQ(c->domains[0].id, "banes");
+  EXPECT_EQ(c->domains[1].id, "wiltshire");
+  for (const DomainConfig& d : c->domains) {
+    EXPECT_TRUE(std::ifstream(std::string(SIGNPOST_SOURCE_DIR) + "/" + d.rules_file).good())
+        << d.rules_file;
+  }
+}
+
+TEST(ConfigTest, SeveralDomainsEachWithRulesAndPrefixes) {
+  const std::string path = Write(
+      "domains:\n"
+      "  wiltshire:\n    rules_file: w.yaml\n    prefixes: [sn, BA12]\n"
+      "  banes:\n    rules_file: b.yaml\n    prefixes: [BA1, BA2]\n"
+      "  region:\n    rules_file: r.yaml\n");
+  auto c = LoadServiceConfig(path, {}, {"kafka.bootstrap.servers=x:1",
+                                        "domains.region.rules_file=r2.yaml"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->domains.size(), 3u);
+  EXPECT_EQ(c->domains[0].id, "banes");
+  EXPECT_EQ(c->domains[1].id, "region");
+  EXPECT_EQ(c->domains[1].rules_file, "r2.yaml");
+  EXPECT_TRUE(c->domains[1].prefixes.empty());  // the catch-all
+  EXPECT_EQ(c->domains[2].prefixes, (std::vector<std::string>{"SN", "BA12"}));
+  // --print-config shows every domain, and reads back the same.
+  const std::string printed = Write(PrintServiceConfig(*c));
+  auto again = LoadServiceConfig(printed, {}, {});
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->domains.size(), 3u);
+  EXPECT_EQ(again->domains[2].prefixes, c->domains[2].prefixes);
+  std::remove(path.c_str());
+  std::remove(printed.c_str());
+}
+
+TEST(ConfigTest, DomainsAreChecked) {
+  auto error = [](std::vector<std::string> flags) {
+    flags.push_back("kafka.bootstrap.servers=x:1");
+    return std::string(LoadServiceConfig("", {}, flags).status().message());
+  };
+  EXPECT_THAT(error({"domains.a.prefixes=BA1"}), HasSubstr("domains.a.rules_file: is required"));
+  EXPECT_THAT(error({"domains.a.rules_file=a", "domains.b.rules_file=b"}),
+              HasSubstr("only one domain may leave them empty"));
+  EXPECT_THAT(error({"domains.a.rules_file=a", "domains.a.prefixes=BA1",
+                     "domains.b.rules_file=b", "domains.b.prefixes=ba1"}),
+              HasSubstr("domains.b.prefixes: BA1 is already domain a's"));
+  EXPECT_THAT(error({"domains.a.rules_file=a", "rules_file=x"}),
+              HasSubstr("not both"));
+  EXPECT_THAT(error({"domains.a b.rules_file=a"}), HasSubstr("a domain id is"));
+  EXPECT_THAT(error({"domains.a.rules=a"}), HasSubstr("known field"));
 }
 
 TEST(ConfigTest, UnknownFieldNamesFileAndLine) {

@@ -11,8 +11,7 @@ namespace {
 
 IntakeRules Rules() {
   IntakeRules r;
-  r.domain = "banes";
-  r.domain_prefixes = {"BA1", "BA2", "BS31"};
+  r.domains = {IntakeDomain{"banes", {"BA1", "BA2", "BS31"}, {"pod-food"}}};
   r.max_record_bytes = 4096;
   return r;
 }
@@ -38,6 +37,70 @@ TEST(IntakeTest, UnknownNeedsPassForTriage) {
   testing::EventFactory events;
   v1::Envelope e = events.Referral("r1", "c1", {"knitting-circle", ""}, "BA1");
   EXPECT_EQ(JudgeIntake(e.SerializeAsString(), Rules()).reason, DlqReason::kNone);
+}
+
+// Two domains and a catch-all: the county's two hubs and the rest of the region.
+IntakeRules ThreeDomains() {
+  IntakeRules r;
+  r.domains = {IntakeDomain{"banes", {"BA1", "BA2", "BS31"}, {"banes-food"}},
+               IntakeDomain{"wiltshire", {"SN", "BA12", "BA1X"}, {"wilts-food"}},
+               IntakeDomain{"region", {}, {"region-mdt"}}};
+  return r;
+}
+
+std::string DomainOf(v1::Envelope e, const IntakeRules& rules) {
+  e.clear_domain();
+  IntakeVerdict v = JudgeIntake(e.SerializeAsString(), rules);
+  if (v.reason != DlqReason::kNone) {
+    return DlqReasonName(v.reason);
+  }
+  EXPECT_EQ(v.domains.size(), 1u);
+  EXPECT_EQ(v.envelope.domain(), v.domains.front());
+  return v.envelope.domain();
+}
+
+TEST(IntakeTest, ReferralsGoToTheLongestMatchingPrefixElseTheCatchAll) {
+  testing::EventFactory events;
+  const IntakeRules rules = ThreeDomains();
+  EXPECT_EQ(DomainOf(events.Referral("r", "c", {"food"}, "BA1"), rules), "banes");
+  EXPECT_EQ(DomainOf(events.Referral("r", "c", {"food"}, "ba12"), rules), "wiltshire");
+  EXPECT_EQ(DomainOf(events.Referral("r", "c", {"food"}, "BA1X"), rules), "wiltshire");
+  EXPECT_EQ(DomainOf(events.Referral("r", "c", {"food"}, "SN14"), rules), "wiltshire");
+  EXPECT_EQ(DomainOf(events.Referral("r", "c", {"food"}, "BS39"), rules), "region");
+  EXPECT_EQ(DomainOf(events.Referral("r", "c", {"food"}, ""), rules), "region");
+  // Without a catch-all, an outward code outside every domain is refused, as is no postcode.
+  IntakeRules two = rules;
+  two.domains.pop_back();
+  EXPECT_EQ(DomainOf(events.Referral("r", "c", {"food"}, "BS39"), two), "unknown_domain");
+  EXPECT_EQ(DomainOf(events.Referral("r", "c", {"food"}, ""), two), "unknown_domain");
+  // An explicit domain wins over the postcode, when it is served here.
+  v1::Envelope explicit_domain = events.Referral("r", "c", {"food"}, "BA1");
+  explicit_domain.set_domain("wiltshire");
+  EXPECT_EQ(JudgeIntake(explicit_domain.SerializeAsString(), rules).envelope.domain(),
+            "wiltshire");
+}
+
+TEST(IntakeTest, AnswersAndPodChangesGoToTheirPodsDomain) {
+  testing::EventFactory events;
+  const IntakeRules rules = ThreeDomains();
+  EXPECT_EQ(DomainOf(events.Accept("r", "food", "wilts-food"), rules), "wiltshire");
+  EXPECT_EQ(DomainOf(events.Accept("r", "food", "banes-food"), rules), "banes");
+  EXPECT_EQ(DomainOf(events.Accept("r", "food", "nobody"), rules), "unknown_domain");
+  EXPECT_EQ(DomainOf(events.PodChange("region-mdt", v1::POD_STATUS_PAUSED), rules), "region");
+  // With one domain, an unknown pod still goes there: the router answers with a rejection.
+  EXPECT_EQ(DomainOf(events.Accept("r", "food", "nobody"), Rules()), "banes");
+}
+
+TEST(IntakeTest, AnErasureWithoutADomainGoesToEveryDomain) {
+  testing::EventFactory events;
+  v1::Envelope e = events.Erase("c1");
+  e.clear_domain();
+  IntakeVerdict v = JudgeIntake(e.SerializeAsString(), ThreeDomains());
+  ASSERT_EQ(v.reason, DlqReason::kNone) << v.detail;
+  EXPECT_EQ(v.domains, (std::vector<std::string>{"banes", "wiltshire", "region"}));
+  e.set_domain("region");
+  v = JudgeIntake(e.SerializeAsString(), ThreeDomains());
+  EXPECT_EQ(v.domains, (std::vector<std::string>{"region"}));
 }
 
 struct Bad {

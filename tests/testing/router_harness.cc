@@ -15,15 +15,19 @@
 #include <algorithm>
 #include <cstdlib>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
 #include "librdkafka/rdkafkacpp.h"
+#include "router/domain_routers.h"
 #include "router/router.h"
 #include "services/kafka/topics.h"
+#include "storage/partition_store.h"
 #include "tests/testing/events.h"
 #include "tests/testing/kafka_test_env.h"
 
@@ -122,17 +126,18 @@ pid_t SpawnRouter(const std::string& binary, const std::string& rules_file,
                   const std::vector<std::string>& extra) {
   std::vector<std::string> args = {
       binary,
-      "--set", "rules_file=" + rules_file,
       "--set", "kafka.bootstrap.servers=" + bootstrap,
       "--set", "instance_id=" + instance,
       "--set", "group_id=g-" + topics.suffix,
-      "--set", "domain=banes",
       "--set", "data_dir=" + data_dir,
       "--set", "topics.intake=" + topics.intake, "--set", "topics.log=" + topics.log,
       "--set", "topics.decisions=" + topics.decisions, "--set", "topics.dlq=" + topics.dlq,
       "--set", "http.listen=127.0.0.1:0",
       "--set", "batch.max_ms=30", "--set", "batch.max_records=500",
       "--set", "tick_interval_ms=100", "--set", "memory_budget_mb=32"};
+  if (!rules_file.empty()) {
+    args.insert(args.end(), {"--set", "rules_file=" + rules_file, "--set", "domain=banes"});
+  }
   for (const std::string& e : extra) {
     args.push_back("--set");
     args.push_back(e);
@@ -229,6 +234,23 @@ void PreloadIntake(const services::KafkaProperties& base, const std::string& top
   p->flush(60'000);
 }
 
+void ProduceAll(const services::KafkaProperties& base, const std::string& topic,
+                const std::vector<std::pair<std::string, std::string>>& records) {
+  auto conf = services::MakeClientConf(base);
+  ASSERT_TRUE(conf.ok()) << conf.status();
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf->get(), error));
+  ASSERT_NE(p, nullptr) << error;
+  for (const auto& [key, value] : records) {
+    while (p->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                      const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
+                      nullptr) == RdKafka::ERR__QUEUE_FULL) {
+      p->poll(10);
+    }
+  }
+  ASSERT_EQ(p->flush(60'000), RdKafka::ERR_NO_ERROR);
+}
+
 std::map<int, std::int64_t> LastCommitted(const services::KafkaProperties& base,
                                           const RouterTopics& topics, int partitions) {
   services::KafkaProperties props = base;
@@ -268,11 +290,22 @@ std::size_t DecidedReferrals(const std::vector<LogRecord>& decisions) {
 ReplayCheck CheckAgainstReplay(const services::KafkaProperties& base, const RouterTopics& topics,
                                const std::string& rules_file,
                                const std::map<int, std::int64_t>* upto) {
-  std::ifstream in(rules_file);
-  std::stringstream yaml;
-  yaml << in.rdbuf();
-  std::map<int, std::unique_ptr<router::InMemoryClientStore>> stores;
-  std::map<int, std::unique_ptr<router::Router>> routers;
+  return CheckAgainstReplay(base, topics, {{"banes", rules_file}}, upto);
+}
+
+ReplayCheck CheckAgainstReplay(const services::KafkaProperties& base, const RouterTopics& topics,
+                               const std::map<std::string, std::string>& rules_files,
+                               const std::map<int, std::int64_t>* upto) {
+  std::map<std::string, std::string> yaml;
+  for (const auto& [domain, file] : rules_files) {
+    std::ifstream in(file);
+    std::stringstream text;
+    text << in.rdbuf();
+    yaml[domain] = text.str();
+  }
+  // By partition: each domain's client store and the partition's routers.
+  std::map<int, std::map<std::string, router::InMemoryClientStore>> stores;
+  std::map<int, std::unique_ptr<router::DomainRouters>> routers;
   std::vector<std::string> replay;
   router::DecisionBuffer buffer;
   v1::Envelope event;
@@ -282,9 +315,16 @@ ReplayCheck CheckAgainstReplay(const services::KafkaProperties& base, const Rout
       continue;
     }
     if (!routers.contains(r.partition)) {
-      stores[r.partition] = std::make_unique<router::InMemoryClientStore>();
-      routers[r.partition] = std::make_unique<router::Router>(
-          *router::LoadRules(yaml.str(), "rules"), *stores[r.partition]);
+      auto& partition_stores = stores[r.partition];
+      routers[r.partition] = std::make_unique<router::DomainRouters>(
+          [&yaml, &partition_stores](
+              const std::string& domain) -> absl::StatusOr<std::unique_ptr<router::Router>> {
+            if (!yaml.contains(domain)) {
+              return absl::NotFoundError("not routed");
+            }
+            return std::make_unique<router::Router>(*router::LoadRules(yaml[domain], domain),
+                                                    partition_stores[domain]);
+          });
     }
     if (!event.ParseFromString(r.value)) {
       continue;  // the router dead-letters it too
@@ -294,14 +334,18 @@ ReplayCheck CheckAgainstReplay(const services::KafkaProperties& base, const Rout
     for (std::size_t i = 0; i < buffer.size(); ++i) {
       replay.push_back(buffer[i].SerializeAsString());
     }
-    for (const router::PodFigures& pod : routers[r.partition]->Pods()) {
-      if (pod.open_cost > pod.capacity && check.over_capacity.empty()) {
-        check.over_capacity = pod.id;
+    for (const router::DomainRouters::Touched& t : routers[r.partition]->Applied()) {
+      for (const router::PodFigures& pod : t.router->Pods()) {
+        if (pod.open_cost > pod.capacity && check.over_capacity.empty()) {
+          check.over_capacity = pod.id;
+        }
       }
     }
   }
-  for (const auto& [partition, router] : routers) {
-    check.states[partition] = router->Snapshot().SerializeAsString();
+  for (const auto& [partition, domains] : routers) {
+    for (const auto& [domain, router] : domains->all()) {
+      check.states[absl::StrCat(partition, "/", domain)] = router->Snapshot().SerializeAsString();
+    }
   }
   std::vector<std::string> committed;
   std::set<std::string> ids;
@@ -319,6 +363,39 @@ ReplayCheck CheckAgainstReplay(const services::KafkaProperties& base, const Rout
   check.replayed = replay.size();
   check.equal = committed == replay;
   return check;
+}
+
+std::map<std::string, std::string> StoredStates(const std::string& data_dir,
+                                                const RouterTopics& topics,
+                                                std::map<int, std::int64_t>& applied) {
+  std::map<std::string, std::string> stored;
+  for (const auto& entry : std::filesystem::directory_iterator(data_dir)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory() || name.rfind(topics.log + "-", 0) != 0) {
+      continue;
+    }
+    const int partition = std::stoi(name.substr(topics.log.size() + 1));
+    for (const auto& domain : std::filesystem::directory_iterator(entry.path())) {
+      storage::StoreOptions options;
+      options.path = domain.path().string();
+      options.resources = storage::StoreResources::Create(32 << 20);
+      auto store = storage::PartitionStore::Open(options);
+      EXPECT_TRUE(store.ok()) << store.status();
+      if (!store.ok()) {
+        continue;
+      }
+      const std::int64_t offset = (*store)->AppliedOffset().Value();
+      applied[partition] =
+          applied.contains(partition) ? std::min(applied[partition], offset) : offset;
+      auto state = (*store)->LoadRouterState();
+      EXPECT_TRUE(state.ok()) << state.status();
+      if (state.ok() && state->has_value()) {
+        stored[absl::StrCat(partition, "/", domain.path().filename().string())] =
+            (*state)->SerializeAsString();
+      }
+    }
+  }
+  return stored;
 }
 
 }  // namespace signpost::testing

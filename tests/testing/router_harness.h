@@ -40,8 +40,9 @@ struct RouterTopics {
   static RouterTopics Create(const services::KafkaProperties& base, int partitions);
 };
 
-// Starts signpost-router (`binary`) as instance `instance` with state in `data_dir`; `extra`
-// are more --set overrides, e.g. "batch.max_records=100".
+// Starts signpost-router (`binary`) as instance `instance` with state in `data_dir`, routing the
+// domain "banes" by `rules_file` (empty: the domains are in `extra`); `extra` are more --set
+// overrides, e.g. "batch.max_records=100".
 [[nodiscard]] pid_t SpawnRouter(const std::string& binary, const std::string& rules_file,
                                 const std::string& bootstrap, const RouterTopics& topics,
                                 const std::string& instance, const std::string& data_dir,
@@ -51,6 +52,10 @@ struct RouterTopics {
 // `rate` > 0, at that many records per second (so they flow while a test works on the router).
 void PreloadIntake(const services::KafkaProperties& base, const std::string& topic,
                    int referrals, int answers, std::mt19937_64& rng, int rate = 0);
+
+// Produces each (key, value) to `topic` and waits until all are acknowledged.
+void ProduceAll(const services::KafkaProperties& base, const std::string& topic,
+                const std::vector<std::pair<std::string, std::string>>& records);
 
 // The routers' group's committed offset minus one, by partition: the last record each
 // partition's owner consumed and committed.
@@ -67,14 +72,26 @@ struct ReplayCheck {
   bool equal = false;
   std::vector<std::string> duplicates;  // decision event ids committed twice
   std::string over_capacity;            // a pod over capacity in the clean run, if any
-  std::map<int, std::string> states;    // the clean run's RouterSnapshot, by partition
+  // The clean run's RouterSnapshot, by "<partition>/<domain>".
+  std::map<std::string, std::string> states;
 };
 
 // Replays the committed log (records at or below `upto[partition]` when given) with fresh
-// routers and compares the decisions with the committed ones.
+// routers, one per domain and partition as the service keeps them, and compares the decisions
+// with the committed ones. `rules_files` by domain.
+[[nodiscard]] ReplayCheck CheckAgainstReplay(const services::KafkaProperties& base,
+                                             const RouterTopics& topics,
+                                             const std::map<std::string, std::string>& rules_files,
+                                             const std::map<int, std::int64_t>* upto);
+// The same for the one domain "banes".
 [[nodiscard]] ReplayCheck CheckAgainstReplay(const services::KafkaProperties& base,
                                              const RouterTopics& topics,
                                              const std::string& rules_file,
                                              const std::map<int, std::int64_t>* upto);
+
+// The state stored under a router's `data_dir` by "<partition>/<domain>" (as
+// ReplayCheck::states), and each partition's lowest stored offset in `applied`.
+[[nodiscard]] std::map<std::string, std::string> StoredStates(
+    const std::string& data_dir, const RouterTopics& topics, std::map<int, std::int64_t>& applied);
 
 }  // namespace signpost::testing
