@@ -18,6 +18,7 @@ const ConfigSchema& Schema() {
   static const ConfigSchema schema{
       {"instance_id", "group_id", "data_dir", "domain", "rules_file", "topics.intake",
        "topics.log", "topics.decisions", "topics.dlq", "batch.max_records", "batch.max_ms",
+       "batch.catchup_max_records", "batch.catchup_max_ms",
        "tick_interval_ms", "http.listen", "http.advertise", "memory_budget_mb", "max_record_bytes",
        "domain_prefixes"},
       "SIGNPOST_",
@@ -129,6 +130,14 @@ absl::StatusOr<ServiceConfig> LoadServiceConfig(const std::string& path,
   v = c.batch_max_ms;
   if (absl::Status s = IntField(fields, "batch.max_ms", 1, 60'000, v); !s.ok()) return s;
   c.batch_max_ms = static_cast<int>(v);
+  v = c.batch_catchup_max_records;
+  if (absl::Status s = IntField(fields, "batch.catchup_max_records", 1, 1'000'000, v); !s.ok()) {
+    return s;
+  }
+  c.batch_catchup_max_records = static_cast<int>(v);
+  v = c.batch_catchup_max_ms;
+  if (absl::Status s = IntField(fields, "batch.catchup_max_ms", 1, 60'000, v); !s.ok()) return s;
+  c.batch_catchup_max_ms = static_cast<int>(v);
   v = c.tick_interval_ms;
   if (absl::Status s = IntField(fields, "tick_interval_ms", 10, 3'600'000, v); !s.ok()) return s;
   c.tick_interval_ms = static_cast<int>(v);
@@ -177,7 +186,8 @@ std::string PrintServiceConfig(const ServiceConfig& c) {
       << "topics:\n  intake: " << c.intake_topic << "\n  log: " << c.log_topic
       << "\n  decisions: " << c.decisions_topic << "\n  dlq: " << c.dlq_topic << "\n"
       << "batch:\n  max_records: " << c.batch_max_records << "\n  max_ms: " << c.batch_max_ms
-      << "\n"
+      << "\n  catchup_max_records: " << c.batch_catchup_max_records
+      << "\n  catchup_max_ms: " << c.batch_catchup_max_ms << "\n"
       << "tick_interval_ms: " << c.tick_interval_ms << "\n"
       << "http:\n  listen: " << c.http_listen << "\n  advertise: " << c.http_advertise << "\n"
       << "memory_budget_mb: " << c.memory_budget_mb << "\n"

@@ -368,6 +368,56 @@ absl::Status RewindToCommitted(RdKafka::KafkaConsumer& consumer) {
 // ---------------------------------------------------------------------------------------------
 // Intake stage
 
+// Records waiting in the consumer's assigned partitions: high watermark minus position, from
+// what the consumer already knows (no broker round trip). Includes transaction markers, so it
+// is an upper bound.
+std::int64_t Backlog(RdKafka::KafkaConsumer& consumer) {
+  std::vector<RdKafka::TopicPartition*> assigned;
+  if (consumer.assignment(assigned) != RdKafka::ERR_NO_ERROR) {
+    return 0;
+  }
+  std::int64_t backlog = 0;
+  if (consumer.position(assigned) == RdKafka::ERR_NO_ERROR) {
+    for (RdKafka::TopicPartition* tp : assigned) {
+      std::int64_t low = 0;
+      std::int64_t high = 0;
+      if (tp->offset() >= 0 &&
+          consumer.get_watermark_offsets(tp->topic(), tp->partition(), &low, &high) ==
+              RdKafka::ERR_NO_ERROR &&
+          high > tp->offset()) {
+        backlog += high - tp->offset();
+      }
+    }
+  }
+  RdKafka::TopicPartition::destroy(assigned);
+  return backlog;
+}
+
+// The limits of the next batch (one transaction). Caught up, a batch closes after batch.max_ms or
+// batch.max_records, for latency. With at least a full batch already waiting (a backlog: a bulk
+// import, a restart), latency is queueing, and fewer, bigger transactions drain it faster: up to
+// batch.catchup_max_ms and batch.catchup_max_records. (Draining 400,000 pre-loaded referrals on
+// the 2-core machine: 34-38k/s with 30 ms / 2,000, 42-46k/s with 100 ms / 5,000.)
+struct BatchLimits {
+  Clock::time_point deadline;
+  int max_records = 0;
+  bool catching_up = false;
+
+  static BatchLimits For(const ServiceConfig& config, RdKafka::KafkaConsumer& consumer) {
+    BatchLimits limits;
+    limits.catching_up = Backlog(consumer) >= config.batch_max_records;
+    limits.max_records =
+        limits.catching_up ? std::max(config.batch_max_records, config.batch_catchup_max_records)
+                           : config.batch_max_records;
+    limits.deadline = Clock::now() + std::chrono::milliseconds(
+                                         limits.catching_up
+                                             ? std::max(config.batch_max_ms,
+                                                        config.batch_catchup_max_ms)
+                                             : config.batch_max_ms);
+    return limits;
+  }
+};
+
 class IntakeStage {
  public:
   IntakeStage(const ServiceConfig& config, IntakeRules rules, Metrics& metrics)
@@ -398,9 +448,9 @@ class IntakeStage {
  private:
   absl::Status Batch() {
     std::map<std::pair<std::string, int>, std::int64_t> next;  // (topic, partition) -> offset
-    const auto deadline = Clock::now() + std::chrono::milliseconds(config_.batch_max_ms);
+    const BatchLimits limits = BatchLimits::For(config_, *consumer_);
     int records = 0;
-    while (records < config_.batch_max_records && Clock::now() < deadline) {
+    while (records < limits.max_records && Clock::now() < limits.deadline) {
       std::unique_ptr<RdKafka::Message> m(consumer_->consume(records == 0 ? 200 : 10));
       if (m->err() == RdKafka::ERR__TIMED_OUT || m->err() == RdKafka::ERR__PARTITION_EOF) {
         if (records == 0) {
@@ -908,9 +958,9 @@ class RoutingStage : public RdKafka::RebalanceCb {
   }
 
   absl::Status Batch() {
-    const auto deadline = Clock::now() + std::chrono::milliseconds(config_.batch_max_ms);
+    const BatchLimits limits = BatchLimits::For(config_, *consumer_);
     int records = 0;
-    while (records < config_.batch_max_records && Clock::now() < deadline) {
+    while (records < limits.max_records && Clock::now() < limits.deadline) {
       std::unique_ptr<RdKafka::Message> m(consumer_->consume(records == 0 ? 100 : 5));
       if (!callback_error_.ok()) {
         return callback_error_;

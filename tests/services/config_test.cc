@@ -33,6 +33,8 @@ TEST(ConfigTest, LoadsTheDemoConfigWithAnEnvironmentOverride) {
   EXPECT_EQ(c->kafka.at("bootstrap.servers"), "127.0.0.1:19092");
   EXPECT_EQ(c->data_dir, "/var/lib/signpost");
   EXPECT_EQ(c->batch_max_ms, 50);
+  EXPECT_EQ(c->batch_catchup_max_records, 10'000);  // the default
+  EXPECT_EQ(c->batch_catchup_max_ms, 250);
   ASSERT_EQ(c->domains.size(), 1u);
   EXPECT_EQ(c->domains[0].id, "banes");
   EXPECT_EQ(c->domains[0].prefixes.size(), 6u);
@@ -110,6 +112,11 @@ TEST(ConfigTest, ValuesAreChecked) {
                               .status()
                               .message()),
               HasSubstr("batch.max_ms: must be an integer"));
+  EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"rules_file=r", "batch.catchup_max_ms=0",
+                                                     "kafka.bootstrap.servers=x:1"})
+                              .status()
+                              .message()),
+              HasSubstr("batch.catchup_max_ms: must be an integer from 1"));
   EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"rules_file=r", "kafka.bootstrap.servers=x:1",
                                                      "kafka.enable.auto.commit=true"})
                               .status()
