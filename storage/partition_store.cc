@@ -294,6 +294,11 @@ rocksdb::ColumnFamilyOptions TableOptions(const StoreResources& resources,
   table.block_size = 4096;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf.write_buffer_size = write_buffer_bytes;
+  // Most lookups of a bulk import are of clients and referral ids not stored yet: a memtable
+  // bloom filter answers those without searching the skip list (draining 400,000 pre-loaded
+  // referrals: median of five 44,072 -> 46,959 needs/s).
+  cf.memtable_prefix_bloom_size_ratio = 0.1;
+  cf.memtable_whole_key_filtering = true;
   cf.max_write_buffer_number = 3;
   cf.level_compaction_dynamic_level_bytes = true;
   cf.compression = rocksdb::kLZ4Compression;
