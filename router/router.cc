@@ -92,6 +92,13 @@ std::string Router::Key(std::string_view referral_id, std::string_view need_code
   return key;
 }
 
+const std::string& Router::ScratchKey(std::string_view referral_id, std::string_view need_code) {
+  key_scratch_.assign(referral_id);
+  key_scratch_.push_back('\x1f');
+  key_scratch_.append(need_code);
+  return key_scratch_;
+}
+
 // Pods take their values from the rules; a previous runtime (same pod id) keeps its live
 // status, overrides and today's intake count.
 void Router::ResetPods(const std::vector<PodState>* previous, const Rules* previous_rules) {
@@ -265,7 +272,7 @@ void Router::OnReferral(const v1::Envelope& event, DecisionBuffer& out) {
 
   // Fan out: one open need per distinct routed need; unknown or blank codes go to triage.
   auto route_one = [&](NeedIndex need_index, v1::Urgency urgency) {
-    std::string key = Key(r.referral_id(), rules_->needs[need_index].code);
+    const std::string& key = ScratchKey(r.referral_id(), rules_->needs[need_index].code);
     if (keys_.contains(key)) {
       return;  // the same need twice in one referral is one need
     }
@@ -610,7 +617,7 @@ void Router::Close(std::uint64_t id) {
     Dequeue(need);
   }
   RemoveClientOpen(need);
-  keys_.erase(Key(need.referral_id, rules_->needs[need.need].code));
+  keys_.erase(ScratchKey(need.referral_id, rules_->needs[need.need].code));
   needs_.erase(it);
 }
 
@@ -670,7 +677,7 @@ void Router::DrainAll(DecisionBuffer& out) {
 
 void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
   const v1::PodResponse& r = event.pod_response();
-  auto key_it = keys_.find(Key(r.referral_id(), r.need_code()));
+  auto key_it = keys_.find(ScratchKey(r.referral_id(), r.need_code()));
   if (key_it == keys_.end()) {
     const bool known = clients_.FindReferral(r.referral_id()) != nullptr;
     Reject(known ? v1::REJECT_REASON_INVALID_TRANSITION : v1::REJECT_REASON_UNKNOWN_REFERRAL,

@@ -240,6 +240,9 @@ class Router {
     return rules_->needs[need.need].code;
   }
   [[nodiscard]] static std::string Key(std::string_view referral_id, std::string_view need_code);
+  // The same key in a buffer reused by every call, for lookups that allocate nothing.
+  [[nodiscard]] const std::string& ScratchKey(std::string_view referral_id,
+                                              std::string_view need_code);
   void ResetPods(const std::vector<PodState>* previous, const Rules* previous_rules);
   void SnapshotHeader(v1::RouterSnapshot& s) const;
   void SnapshotNeed(const OpenNeed& need, v1::OpenNeedSnapshot& n) const;
@@ -277,6 +280,7 @@ class Router {
   mutable std::int64_t local_for_ms_ = -1;
   mutable TimeZone local_zone_ = TimeZone::kUtc;
   std::string cached_client_;
+  std::string key_scratch_;
 };
 
 }  // namespace signpost::router
