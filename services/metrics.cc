@@ -144,14 +144,14 @@ prometheus::Gauge& Metrics::PodCapacity(const std::string& pod) {
 prometheus::Gauge& Metrics::PodUtilisation(const std::string& pod) {
   return pod_utilisation_->Add({{"pod", pod}});
 }
-prometheus::Gauge& Metrics::Waiting(const std::string& need) {
-  return waiting_->Add({{"need", need}});
+prometheus::Gauge& Metrics::Waiting(const std::string& domain, const std::string& need) {
+  return waiting_->Add({{"domain", domain}, {"need", need}});
 }
-prometheus::Gauge& Metrics::OldestWaitSeconds(const std::string& need) {
-  return oldest_wait_->Add({{"need", need}});
+prometheus::Gauge& Metrics::OldestWaitSeconds(const std::string& domain, const std::string& need) {
+  return oldest_wait_->Add({{"domain", domain}, {"need", need}});
 }
-prometheus::Counter& Metrics::Escalations(const std::string& need) {
-  return escalations_->Add({{"need", need}});
+prometheus::Counter& Metrics::Escalations(const std::string& domain, const std::string& need) {
+  return escalations_->Add({{"domain", domain}, {"need", need}});
 }
 prometheus::Histogram& Metrics::TimeToAccept(const std::string& pod) {
   return time_to_accept_->Add({{"pod", pod}}, AnswerBuckets());

@@ -31,9 +31,10 @@ class Metrics {
   prometheus::Gauge& PodOpen(const std::string& pod);
   prometheus::Gauge& PodCapacity(const std::string& pod);
   prometheus::Gauge& PodUtilisation(const std::string& pod);
-  prometheus::Gauge& Waiting(const std::string& need);
-  prometheus::Gauge& OldestWaitSeconds(const std::string& need);
-  prometheus::Counter& Escalations(const std::string& need);
+  // Per routing domain and need (domains may share need codes).
+  prometheus::Gauge& Waiting(const std::string& domain, const std::string& need);
+  prometheus::Gauge& OldestWaitSeconds(const std::string& domain, const std::string& need);
+  prometheus::Counter& Escalations(const std::string& domain, const std::string& need);
   // What pods did with offered work: accepted, declined, accept_timeout, completed, withdrawn,
   // pod_closed, client_erased.
   prometheus::Counter& PodAnswers(const std::string& pod, const std::string& answer);

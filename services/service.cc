@@ -588,9 +588,9 @@ class RoutingStage : public RdKafka::RebalanceCb {
       SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(rules_yaml_[d.id], d.rules_file));
       // Every series a dashboard expects exists from the start, at zero.
       for (const router::NeedType& need : rules->needs) {
-        metrics_.Escalations(need.code);
-        metrics_.Waiting(need.code);
-        metrics_.OldestWaitSeconds(need.code);
+        metrics_.Escalations(d.id, need.code);
+        metrics_.Waiting(d.id, need.code);
+        metrics_.OldestWaitSeconds(d.id, need.code);
       }
       for (const router::PodRule& pod : rules->pods) {
         for (const char* answer : {"accepted", "declined", "accept_timeout", "completed",
@@ -1039,7 +1039,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
           producer_->Produce(config_.decisions_topic, DecisionKey(d), d.SerializeAsString()));
       metrics_.Decisions(TypeOf(d)).Increment();
       if (d.has_escalated()) {
-        metrics_.Escalations(d.escalated().need_code()).Increment();
+        metrics_.Escalations(d.domain(), d.escalated().need_code()).Increment();
       } else if (d.has_released()) {
         static const std::map<v1::ReleaseReason, const char*> kAnswer = {
             {v1::RELEASE_REASON_DECLINED, "declined"},
@@ -1234,7 +1234,8 @@ class RoutingStage : public RdKafka::RebalanceCb {
     nlohmann::json pods = nlohmann::json::array();
     // Sums over the owned partitions (each may route part of the domains).
     std::map<std::string, std::pair<double, double>> pod_totals;  // open cost, capacity
-    std::map<std::string, std::pair<double, double>> need_totals;  // waiting, oldest wait s
+    // (domain, need) -> waiting, oldest wait s
+    std::map<std::pair<std::string, std::string>, std::pair<double, double>> need_totals;
     for (auto& [id, part] : partitions_) {
       if (part.routers == nullptr) {
         continue;
@@ -1254,7 +1255,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
                           {"open_needs", pod.open_needs}});
         }
         for (router::NeedIndex n = 0; n < rules.needs.size(); ++n) {
-          auto& t = need_totals[rules.needs[n].code];
+          auto& t = need_totals[{domain, rules.needs[n].code}];
           t.first += static_cast<double>(router->QueuedCount(n));
           t.second = std::max(t.second, static_cast<double>(router->OldestWaitMs(n)) / 1000.0);
         }
@@ -1276,9 +1277,9 @@ class RoutingStage : public RdKafka::RebalanceCb {
       metrics_.PodCapacity(pod).Set(t.second);
       metrics_.PodUtilisation(pod).Set(t.second == 0 ? 0.0 : t.first / t.second);
     }
-    for (const auto& [need, t] : need_totals) {
-      metrics_.Waiting(need).Set(t.first);
-      metrics_.OldestWaitSeconds(need).Set(t.second);
+    for (const auto& [key, t] : need_totals) {
+      metrics_.Waiting(key.first, key.second).Set(t.first);
+      metrics_.OldestWaitSeconds(key.first, key.second).Set(t.second);
     }
     metrics_.RocksDbMemory().Set(static_cast<double>(resources_->MemoryUsage()));
     std::lock_guard<std::mutex> lock(published_mutex_);

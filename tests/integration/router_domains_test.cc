@@ -62,9 +62,12 @@ TEST(RouterDomainsTest, TwoDomainsShareAPartitionAndEachDecidesOverItsOwnPods) {
   const std::map<std::string, std::string> rules = {
       {"banes", source + "/examples/rules/banes.yaml"},
       {"wiltshire", source + "/examples/rules/wiltshire.yaml"}};
+  const int port = FreePort();
+  std::vector<std::string> flags = domains;
+  flags.push_back(absl::StrCat("http.listen=127.0.0.1:", port));
   auto spawn = [&] {
     return SpawnRouter(SIGNPOST_ROUTER_BIN, "", base->at("bootstrap.servers"), topics, "d-1",
-                       data_dir, domains);
+                       data_dir, flags);
   };
 
   // The referrals arrive in three parts; the router is killed after each of the first two.
@@ -147,6 +150,13 @@ TEST(RouterDomainsTest, TwoDomainsShareAPartitionAndEachDecidesOverItsOwnPods) {
     return false;
   })) << "a referral for a domain not routed here is dead-lettered";
   std::this_thread::sleep_for(2s);  // the answers behind them
+  // Queues are reported per domain: the same need code in each.
+  const std::string metrics = HttpGet(port, "/metrics");
+  for (const char* series : {"signpost_need_waiting{domain=\"banes\",need=\"food\"}",
+                             "signpost_need_waiting{domain=\"wiltshire\",need=\"food\"}",
+                             "signpost_escalations_total{domain=\"wiltshire\",need=\"housing\"}"}) {
+    EXPECT_NE(metrics.find(series), std::string::npos) << series;
+  }
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
