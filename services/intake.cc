@@ -132,7 +132,6 @@ IntakeVerdict JudgeIntake(std::string_view bytes, const IntakeRules& rules) {
                      [&](const IntakeDomain& d) { return d.id == e.domain(); })) {
       return Reject(DlqReason::kUnknownDomain, "domain is not served here");
     }
-    v.domains.push_back(e.domain());
     return v;
   }
   const IntakeDomain* domain = nullptr;
@@ -152,13 +151,11 @@ IntakeVerdict JudgeIntake(std::string_view bytes, const IntakeRules& rules) {
       domain = DomainOfPod(rules, e.pod_changed().pod_id());
       break;
     case v1::Envelope::kClientErasureRequested:
-      for (const IntakeDomain& d : rules.domains) {
-        v.domains.push_back(d.id);
-      }
-      if (v.domains.empty()) {
+      if (rules.domains.empty()) {
         return Reject(DlqReason::kUnknownDomain, "no domain is served here");
       }
-      e.set_domain(v.domains[0]);
+      v.every_domain = true;
+      e.set_domain(rules.domains.front().id);
       return v;
     default:
       domain = rules.domains.size() == 1 ? &rules.domains[0] : nullptr;
@@ -168,7 +165,6 @@ IntakeVerdict JudgeIntake(std::string_view bytes, const IntakeRules& rules) {
     return Reject(DlqReason::kUnknownDomain, "domain not given and not known from the pod");
   }
   e.set_domain(domain->id);
-  v.domains.push_back(domain->id);
   return v;
 }
 

@@ -47,9 +47,9 @@ struct IntakeVerdict {
   DlqReason reason = DlqReason::kNone;
   std::string detail;  // which field, never its value
   v1::Envelope envelope;  // normalised, with its domain set, when reason == kNone
-  // The domains to write it to, when reason == kNone: one, except an erasure that names no
-  // domain, which goes to every domain (a client's record may be in any of them).
-  std::vector<std::string> domains;
+  // An erasure that names no domain: to be written once per domain (a client's record may be
+  // in any of them); envelope.domain() is then the first.
+  bool every_domain = false;
 };
 
 // Validates and normalises `bytes`: schema version, ids, sizes, known enums, outward code

@@ -76,6 +76,44 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
+// Each domain's rules, parsed once at start and shared by the intake stage (pods -> domains)
+// and every router of the domain (rules are immutable; a RulesChanged event gives a router new
+// ones of its own).
+using DomainRules = std::map<std::string, std::shared_ptr<const router::Rules>>;
+
+// Loads every domain's rules file; pod ids must be unique across domains (answers find their
+// domain by pod; metrics label by pod).
+absl::StatusOr<DomainRules> LoadDomainRules(const ServiceConfig& config) {
+  DomainRules rules;
+  std::map<std::string, std::string> pod_domain;
+  for (const DomainConfig& d : config.domains) {
+    SIGNPOST_ASSIGN_OR_RETURN(rules[d.id], router::LoadRules(ReadFile(d.rules_file), d.rules_file));
+    for (const router::PodRule& pod : rules[d.id]->pods) {
+      if (auto [it, fresh] = pod_domain.emplace(pod.id, d.id); !fresh) {
+        return absl::InvalidArgumentError(absl::StrCat(d.rules_file, ": pod ", pod.id,
+                                                       " is also in domain ", it->second,
+                                                       "; pod ids must be unique"));
+      }
+    }
+  }
+  return rules;
+}
+
+// The domains as the intake stage resolves them.
+IntakeRules MakeIntakeRules(const ServiceConfig& config, const DomainRules& rules) {
+  IntakeRules intake;
+  intake.max_record_bytes = config.max_record_bytes;
+  for (const DomainConfig& d : config.domains) {
+    IntakeDomain& domain = intake.domains.emplace_back();
+    domain.id = d.id;
+    domain.prefixes = d.prefixes;
+    for (const router::PodRule& pod : rules.at(d.id)->pods) {
+      domain.pods.push_back(pod.id);
+    }
+  }
+  return intake;
+}
+
 // A new transactional producer for this instance's stage, retried while the cluster is away
 // (for up to ten minutes). Creating it fences the broken one and aborts its open transaction.
 absl::StatusOr<std::unique_ptr<TxnProducer>> ReplaceProducer(const ServiceConfig& config,
@@ -403,23 +441,30 @@ std::int64_t Backlog(RdKafka::KafkaConsumer& consumer) {
 struct BatchLimits {
   Clock::time_point deadline;
   int max_records = 0;
-  bool catching_up = false;
 
   static BatchLimits For(const ServiceConfig& config, RdKafka::KafkaConsumer& consumer) {
-    BatchLimits limits;
-    limits.catching_up =
-        Backlog(consumer) >= std::max(config.batch_max_records, config.batch_catchup_max_records);
-    limits.max_records =
-        limits.catching_up ? std::max(config.batch_max_records, config.batch_catchup_max_records)
-                           : config.batch_max_records;
-    limits.deadline = Clock::now() + std::chrono::milliseconds(
-                                         limits.catching_up
-                                             ? std::max(config.batch_max_ms,
-                                                        config.batch_catchup_max_ms)
-                                             : config.batch_max_ms);
-    return limits;
+    const int catchup_records = std::max(config.batch_max_records, config.batch_catchup_max_records);
+    const bool catching_up = Backlog(consumer) >= catchup_records;
+    return {Clock::now() + std::chrono::milliseconds(
+                               catching_up ? std::max(config.batch_max_ms, config.batch_catchup_max_ms)
+                                           : config.batch_max_ms),
+            catching_up ? catchup_records : config.batch_max_records};
   }
 };
+
+// Sends `m` untouched to the DLQ inside the producer's open transaction, with the reason and
+// its source in headers, a log line without personal data (`detail` names a field, never a
+// value) and the metric.
+absl::Status DeadLetter(TxnProducer& producer, Metrics& metrics, const std::string& dlq_topic,
+                        RdKafka::Message& m, DlqReason reason, const std::string& detail) {
+  metrics.Dlq(DlqReasonName(reason)).Increment();
+  spdlog::warn("record {}/{}@{} to the DLQ: {} ({})", m.topic_name(), m.partition(), m.offset(),
+               DlqReasonName(reason), detail);
+  const std::string key = m.key() != nullptr ? *m.key() : std::string();
+  return producer.Produce(dlq_topic, key,
+                          std::string(static_cast<const char*>(m.payload()), m.len()),
+                          DlqHeaders(reason, detail, m));
+}
 
 class IntakeStage {
  public:
@@ -474,19 +519,20 @@ class IntakeStage {
       IntakeVerdict verdict = JudgeIntake(bytes, rules_);
       if (verdict.reason == DlqReason::kNone) {
         metrics_.RecordsIn(config_.intake_topic, TypeOf(verdict.envelope)).Increment();
-        for (const std::string& domain : verdict.domains) {  // keyed by domain: its partition
-          verdict.envelope.set_domain(domain);
-          SIGNPOST_RETURN_IF_ERROR(producer_->Produce(config_.log_topic, domain,
+        // Keyed by domain: each domain's records are one partition's total order.
+        if (!verdict.every_domain) {
+          SIGNPOST_RETURN_IF_ERROR(producer_->Produce(
+              config_.log_topic, verdict.envelope.domain(), verdict.envelope.SerializeAsString()));
+        }
+        for (std::size_t i = 0; verdict.every_domain && i < rules_.domains.size(); ++i) {
+          verdict.envelope.set_domain(rules_.domains[i].id);
+          SIGNPOST_RETURN_IF_ERROR(producer_->Produce(config_.log_topic, rules_.domains[i].id,
                                                       verdict.envelope.SerializeAsString()));
         }
       } else {
         metrics_.RecordsIn(config_.intake_topic, "invalid").Increment();
-        metrics_.Dlq(DlqReasonName(verdict.reason)).Increment();
-        spdlog::warn("intake: record {}/{}@{} to the DLQ: {} ({})", m->topic_name(),
-                     m->partition(), m->offset(), DlqReasonName(verdict.reason), verdict.detail);
-        const std::string key = m->key() != nullptr ? *m->key() : std::string();
-        SIGNPOST_RETURN_IF_ERROR(producer_->Produce(
-            config_.dlq_topic, key, std::string(bytes), DlqHeaders(verdict.reason, verdict.detail, *m)));
+        SIGNPOST_RETURN_IF_ERROR(DeadLetter(*producer_, metrics_, config_.dlq_topic, *m,
+                                            verdict.reason, verdict.detail));
       }
       next[{m->topic_name(), m->partition()}] = m->offset() + 1;
     }
@@ -569,28 +615,24 @@ namespace {
 
 class RoutingStage : public RdKafka::RebalanceCb {
  public:
-  RoutingStage(const ServiceConfig& config, Metrics& metrics)
+  RoutingStage(const ServiceConfig& config, DomainRules rules, Metrics& metrics)
       : config_(config),
         metrics_(metrics),
         resources_(storage::StoreResources::Create(
-            static_cast<std::size_t>(config.memory_budget_mb) << 20)) {
-    for (const DomainConfig& d : config.domains) {
-      rules_yaml_[d.id] = ReadFile(d.rules_file);
-    }
-  }
+            static_cast<std::size_t>(config.memory_budget_mb) << 20)),
+        rules_(std::move(rules)) {}
 
   // Where other instances reach this one's query API; call before Init.
   void SetAdvertised(std::string address) { advertised_ = std::move(address); }
 
   absl::Status Init() {
     SIGNPOST_ASSIGN_OR_RETURN(owners_, OwnerDirectory::Create(config_));
-    for (const DomainConfig& d : config_.domains) {
-      SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(rules_yaml_[d.id], d.rules_file));
+    for (const auto& [domain, rules] : rules_) {
       // Every series a dashboard expects exists from the start, at zero.
       for (const router::NeedType& need : rules->needs) {
-        metrics_.Escalations(d.id, need.code);
-        metrics_.Waiting(d.id, need.code);
-        metrics_.OldestWaitSeconds(d.id, need.code);
+        metrics_.Escalations(domain, need.code);
+        metrics_.Waiting(domain, need.code);
+        metrics_.OldestWaitSeconds(domain, need.code);
       }
       for (const router::PodRule& pod : rules->pods) {
         for (const char* answer : {"accepted", "declined", "accept_timeout", "completed",
@@ -807,13 +849,12 @@ class RoutingStage : public RdKafka::RebalanceCb {
   // deployment does not route (the record is dead-lettered).
   absl::StatusOr<std::unique_ptr<router::Router>> MakeRouter(Partition& part,
                                                              const std::string& domain) {
-    auto yaml = rules_yaml_.find(domain);
-    if (yaml == rules_yaml_.end()) {
+    auto rules = rules_.find(domain);
+    if (rules == rules_.end()) {
       return absl::NotFoundError("domain is not routed here");
     }
-    SIGNPOST_ASSIGN_OR_RETURN(auto rules, router::LoadRules(yaml->second, domain));
     SIGNPOST_ASSIGN_OR_RETURN(storage::PartitionStore * store, StoreOf(part, domain));
-    return std::make_unique<router::Router>(std::move(rules), store->Clients());
+    return std::make_unique<router::Router>(rules->second, store->Clients());
   }
 
   // Opens the partition's stores (one per domain already seen there) and brings their routers
@@ -1075,13 +1116,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
   // A log record the routers cannot use, to the DLQ inside the batch's transaction.
   absl::Status DeadLetter(RdKafka::Message& m, DlqReason reason, const char* detail) {
     SIGNPOST_RETURN_IF_ERROR(producer_->Begin());
-    metrics_.Dlq(DlqReasonName(reason)).Increment();
-    spdlog::warn("log record {}/{}@{} to the DLQ: {} ({})", m.topic_name(), m.partition(),
-                 m.offset(), DlqReasonName(reason), detail);
-    const std::string key = m.key() != nullptr ? *m.key() : std::string();
-    return producer_->Produce(config_.dlq_topic, key,
-                              std::string(static_cast<const char*>(m.payload()), m.len()),
-                              DlqHeaders(reason, detail, m));
+    return services::DeadLetter(*producer_, metrics_, config_.dlq_topic, m, reason, detail);
   }
 
   // Writes a Tick into every owned partition of the log, so timers become part of the log.
@@ -1289,7 +1324,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
   const ServiceConfig& config_;
   Metrics& metrics_;
   std::shared_ptr<storage::StoreResources> resources_;
-  std::map<std::string, std::string> rules_yaml_;  // by domain
+  const DomainRules rules_;
   std::unique_ptr<OwnerDirectory> owners_;
   std::unique_ptr<TxnProducer> producer_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
@@ -1313,29 +1348,6 @@ class RoutingStage : public RdKafka::RebalanceCb {
   std::vector<std::packaged_task<HttpResponse()>> mailbox_;
 };
 
-// The domains as the intake stage resolves them, with the pods of each domain's rules; pod ids
-// must be unique across domains (answers find their domain by pod; metrics label by pod).
-absl::StatusOr<IntakeRules> LoadIntakeRules(const ServiceConfig& config) {
-  IntakeRules rules;
-  rules.max_record_bytes = config.max_record_bytes;
-  std::map<std::string, std::string> pod_domain;
-  for (const DomainConfig& d : config.domains) {
-    SIGNPOST_ASSIGN_OR_RETURN(auto loaded, router::LoadRules(ReadFile(d.rules_file), d.rules_file));
-    IntakeDomain& domain = rules.domains.emplace_back();
-    domain.id = d.id;
-    domain.prefixes = d.prefixes;
-    for (const router::PodRule& pod : loaded->pods) {
-      if (auto [it, fresh] = pod_domain.emplace(pod.id, d.id); !fresh) {
-        return absl::InvalidArgumentError(absl::StrCat(d.rules_file, ": pod ", pod.id,
-                                                       " is also in domain ", it->second,
-                                                       "; pod ids must be unique"));
-      }
-      domain.pods.push_back(pod.id);
-    }
-  }
-  return rules;
-}
-
 std::string PathParameter(const std::string& target, const std::string& prefix) {
   std::string rest = target.substr(prefix.size());
   const std::size_t q = rest.find('?');
@@ -1345,9 +1357,9 @@ std::string PathParameter(const std::string& target, const std::string& prefix) 
 }  // namespace
 
 absl::Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
-  SIGNPOST_ASSIGN_OR_RETURN(IntakeRules intake_rules, LoadIntakeRules(config));
+  SIGNPOST_ASSIGN_OR_RETURN(DomainRules rules, LoadDomainRules(config));
   Metrics metrics;
-  RoutingStage routing(config, metrics);
+  RoutingStage routing(config, rules, metrics);
   SIGNPOST_ASSIGN_OR_RETURN(
       auto http, HttpServer::Start(config.http_listen, [&](const std::string& target) {
         if (target == "/metrics") {
@@ -1387,7 +1399,7 @@ absl::Status RunService(const ServiceConfig& config, const std::atomic<bool>& st
                advertised.empty() ? "nothing" : advertised);
   SIGNPOST_RETURN_IF_ERROR(routing.Init());
 
-  IntakeStage intake(config, std::move(intake_rules), metrics);
+  IntakeStage intake(config, MakeIntakeRules(config, rules), metrics);
   absl::Status intake_result;
   std::atomic<bool> intake_failed{false};
   std::atomic<bool> stop_intake{false};
