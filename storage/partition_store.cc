@@ -117,6 +117,11 @@ class CachedTable {
   }
 
   void Stage(rocksdb::WriteBatch& batch, std::vector<std::string>* deleted) {
+    // In key order: the memtable's skip list starts each insert from where the previous one
+    // ended, so sorted inserts search only the gap between neighbours instead of the whole list.
+    std::sort(dirty_.begin(), dirty_.end(), [](const Entry* a, const Entry* b) {
+      return a->key < b->key;
+    });
     std::string bytes;
     for (Entry* e : dirty_) {
       if (e->exists) {
