@@ -67,6 +67,9 @@ class CounterByBody {
  public:
   explicit CounterByBody(std::function<prometheus::Counter&(const char* type)> find)
       : find_(std::move(find)) {}
+  // `find` usually captures its owner's `this`: a copy would call into the original.
+  CounterByBody(const CounterByBody&) = delete;
+  CounterByBody& operator=(const CounterByBody&) = delete;
   prometheus::Counter& operator()(const v1::Envelope& e) {
     const auto body = static_cast<std::size_t>(e.body_case());
     if (body >= counters_.size()) {
