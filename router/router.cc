@@ -1244,7 +1244,7 @@ v1::RouterSnapshot Router::Snapshot() const {
 void RouterChanges::Clear() {
   header.Clear();
   rules_changed = false;
-  upserts.clear();
+  upserts.Clear();
   erased.clear();
 }
 
@@ -1259,8 +1259,7 @@ void Router::TakeChanges(RouterChanges& out) {
     if (it == needs_.end()) {
       out.erased.push_back(id);
     } else {
-      out.upserts.emplace_back();
-      SnapshotNeed(it->second, out.upserts.back());
+      SnapshotNeed(it->second, *out.upserts.Add());
     }
   }
   changed_needs_.clear();

@@ -55,7 +55,9 @@ enum class ApplyResult {
 struct RouterChanges {
   v1::RouterSnapshot header;  // the snapshot without its needs (pods, clock, offset, rules)
   bool rules_changed = false;  // header.rules_yaml differs from the last change set's
-  std::vector<v1::OpenNeedSnapshot> upserts;  // needs opened or changed, by id
+  // Needs opened or changed, by id. Clear() keeps the cleared messages for reuse, so a change
+  // set taken into the same RouterChanges again allocates only what it outgrows.
+  google::protobuf::RepeatedPtrField<v1::OpenNeedSnapshot> upserts;
   std::vector<std::uint64_t> erased;          // needs closed, by id
   void Clear();
 };

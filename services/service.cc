@@ -779,6 +779,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
     std::int64_t replay_until = 0;   // offsets below this are applied silently (already decided)
     bool dirty = false;              // handled records since the last store commit
     std::int64_t next = 0;           // offset after the last record of this batch, 0 if none
+    std::uint64_t epoch = 0;         // which assignment of the partition this is
   };
 
   // "signpost-router/<instance>@<advertised host:port>": how other instances find our query API.
@@ -965,6 +966,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
       for (RdKafka::TopicPartition* tp : partitions) {
         Partition& part = partitions_[tp->partition()];
         part.id = tp->partition();
+        part.epoch = ++epochs_;
         const std::int64_t committed = Committed(part.id);
         if (absl::Status s = Restore(part, committed); !s.ok()) {
           callback_error_ = s;
@@ -1037,30 +1039,49 @@ class RoutingStage : public RdKafka::RebalanceCb {
     const BatchLimits limits = BatchLimits::For(config_, *consumer_);
     int records = 0;
     while (records < limits.max_records && Clock::now() < limits.deadline) {
-      std::unique_ptr<RdKafka::Message> m(consumer_->consume(records == 0 ? 100 : 5));
-      if (!callback_error_.ok()) {
-        return callback_error_;
+      // What is ready, up to a chunk: its client records are then read in one go.
+      chunk_.clear();
+      const std::size_t room =
+          std::min<std::size_t>(kChunk, static_cast<std::size_t>(limits.max_records - records));
+      while (chunk_.size() < room) {
+        std::unique_ptr<RdKafka::Message> m(
+            consumer_->consume(!chunk_.empty() ? 0 : records == 0 ? 100 : 5));
+        if (!callback_error_.ok()) {
+          return callback_error_;
+        }
+        joined_ = true;
+        if (m->err() == RdKafka::ERR__TIMED_OUT || m->err() == RdKafka::ERR__PARTITION_EOF) {
+          break;
+        }
+        if (m->err() != RdKafka::ERR_NO_ERROR) {
+          if (m->err() == RdKafka::ERR__FATAL) {
+            return RecoverFencedConsumer();
+          }
+          spdlog::warn("consume error: {}", m->errstr());
+          continue;
+        }
+        auto it = partitions_.find(m->partition());
+        if (it == partitions_.end()) {
+          continue;  // a record of a partition revoked meanwhile
+        }
+        chunk_.push_back({std::move(m), it->second.epoch});
       }
-      joined_ = true;
-      if (m->err() == RdKafka::ERR__TIMED_OUT || m->err() == RdKafka::ERR__PARTITION_EOF) {
+      if (chunk_.empty()) {
         if (records == 0) {
           break;
         }
         continue;
       }
-      if (m->err() != RdKafka::ERR_NO_ERROR) {
-        if (m->err() == RdKafka::ERR__FATAL) {
-          return RecoverFencedConsumer();
+      ParseAndPrefetch();
+      for (std::size_t i = 0; i < chunk_.size(); ++i) {
+        auto it = partitions_.find(chunk_[i].message->partition());
+        if (it == partitions_.end() || it->second.epoch != chunk_[i].epoch) {
+          continue;  // revoked (or revoked and assigned again) while the chunk filled
         }
-        spdlog::warn("consume error: {}", m->errstr());
-        continue;
+        ++records;
+        SIGNPOST_RETURN_IF_ERROR(
+            Handle(it->second, *chunk_[i].message, parsed_[i], chunk_[i].parsed));
       }
-      auto it = partitions_.find(m->partition());
-      if (it == partitions_.end()) {
-        continue;  // a record of a partition revoked meanwhile
-      }
-      ++records;
-      SIGNPOST_RETURN_IF_ERROR(Handle(it->second, *m));
     }
     SIGNPOST_RETURN_IF_ERROR(MaybeTick());
     if (producer_->open()) {
@@ -1073,7 +1094,40 @@ class RoutingStage : public RdKafka::RebalanceCb {
     return absl::OkStatus();
   }
 
-  absl::Status Handle(Partition& part, RdKafka::Message& m) {
+  // Parses the chunk's records into parsed_, then reads the client records and referral ids
+  // its referrals will look up, per store, in one batched read each.
+  void ParseAndPrefetch() {
+    if (parsed_.size() < chunk_.size()) {
+      parsed_.resize(chunk_.size());
+    }
+    prefetch_.clear();
+    for (std::size_t i = 0; i < chunk_.size(); ++i) {
+      RdKafka::Message& m = *chunk_[i].message;
+      v1::Envelope& event = parsed_[i];
+      chunk_[i].parsed = event.ParseFromArray(m.payload(), static_cast<int>(m.len()));
+      if (!chunk_[i].parsed || !event.has_referral_submitted()) {
+        continue;
+      }
+      Partition& part = partitions_.find(m.partition())->second;
+      auto store = part.stores.find(event.domain());
+      if (store == part.stores.end() || store->second == nullptr) {
+        continue;  // the domain's first records here: nothing stored to read
+      }
+      auto keys = std::find_if(prefetch_.begin(), prefetch_.end(), [&](const PrefetchKeys& k) {
+        return k.store == store->second.get();
+      });
+      if (keys == prefetch_.end()) {
+        keys = prefetch_.insert(prefetch_.end(), PrefetchKeys{store->second.get(), {}, {}});
+      }
+      keys->clients.push_back(event.referral_submitted().client_ref());
+      keys->referrals.push_back(event.referral_submitted().referral_id());
+    }
+    for (PrefetchKeys& keys : prefetch_) {
+      keys.store->Prefetch(keys.clients, keys.referrals);
+    }
+  }
+
+  absl::Status Handle(Partition& part, RdKafka::Message& m, v1::Envelope& event, bool parsed) {
     if (m.offset() <= part.applied) {
       return absl::OkStatus();  // delivered twice (librdkafka 2.0.2 can): nothing changes
     }
@@ -1083,8 +1137,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
     if (!replaying) {
       part.next = m.offset() + 1;
     }
-    v1::Envelope& event = event_;
-    if (!event.ParseFromArray(m.payload(), static_cast<int>(m.len()))) {
+    if (!parsed) {
       return replaying ? absl::OkStatus()
                        : DeadLetter(m, DlqReason::kUnparsable, "log record is not an Envelope");
     }
@@ -1374,7 +1427,23 @@ class RoutingStage : public RdKafka::RebalanceCb {
   bool closing_ = false;
   router::DecisionBuffer out_;
   router::RouterChanges changes_;
-  v1::Envelope event_;
+  // The records of a batch are handled in chunks of up to kChunk, parsed first so their
+  // client records can be prefetched.
+  static constexpr std::size_t kChunk = 256;
+  struct Held {
+    std::unique_ptr<RdKafka::Message> message;
+    std::uint64_t epoch = 0;  // of the partition's assignment when consumed
+    bool parsed = false;
+  };
+  std::vector<Held> chunk_;
+  std::vector<v1::Envelope> parsed_;  // by chunk position; reused
+  struct PrefetchKeys {
+    storage::PartitionStore* store;
+    std::vector<std::string_view> clients;
+    std::vector<std::string_view> referrals;
+  };
+  std::vector<PrefetchKeys> prefetch_;
+  std::uint64_t epochs_ = 0;  // assignments so far
   std::vector<std::int64_t> event_times_;
   Clock::time_point next_tick_;
   Clock::time_point next_publish_;

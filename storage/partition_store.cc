@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <list>
 #include <mutex>
+#include <optional>
+#include <string_view>
 
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -89,24 +91,45 @@ class CachedTable {
       return &it->second;
     }
     std::string bytes;
-    rocksdb::ReadOptions read_options;
-    const rocksdb::Status s = db_->Get(read_options, cf_, AsSlice(key), &bytes);
+    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_, AsSlice(key), &bytes);
     if (!s.ok() && !s.IsNotFound()) {
       read_status.Update(ToStatus(s, "read state"));
       return nullptr;
     }
-    Entry& entry = entries_[std::string(key)];
-    entry.key = std::string(key);
-    if (s.ok()) {
-      if (!Parse(bytes, entry.value)) {
-        read_status.Update(absl::DataLossError(absl::StrCat("unparsable value in ", cf_->GetName())));
-        entries_.erase(entry.key);
-        return nullptr;
-      }
-      entry.exists = true;
+    Entry* entry = Insert(key, s.ok() ? std::optional<rocksdb::Slice>(bytes) : std::nullopt);
+    if (entry == nullptr) {
+      read_status.Update(absl::DataLossError(absl::StrCat("unparsable value in ", cf_->GetName())));
     }
-    entry.lru = lru_.insert(lru_.end(), &entry);
-    return &entry;
+    return entry;
+  }
+
+  // Reads the keys not cached yet in one batched MultiGet (sorted, each key once), so the
+  // Lookups that follow find them in memory. Errors are not recorded here: a key that could
+  // not be read stays uncached, and its Lookup reads it again and reports.
+  void Prefetch(std::vector<std::string_view>& keys) {
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    slices_.clear();
+    for (std::string_view key : keys) {
+      if (!entries_.contains(absl::string_view(key.data(), key.size()))) {
+        slices_.push_back(AsSlice(key));
+      }
+    }
+    if (slices_.empty()) {
+      return;
+    }
+    values_.resize(slices_.size());
+    statuses_.resize(slices_.size());
+    db_->MultiGet(rocksdb::ReadOptions(), cf_, slices_.size(), slices_.data(), values_.data(),
+                  statuses_.data(), /*sorted_input=*/true);
+    for (std::size_t i = 0; i < slices_.size(); ++i) {
+      if (statuses_[i].ok() || statuses_[i].IsNotFound()) {
+        static_cast<void>(Insert(std::string_view(slices_[i].data(), slices_[i].size()),
+                                 statuses_[i].ok() ? std::optional<rocksdb::Slice>(values_[i])
+                                                   : std::nullopt));
+      }
+      values_[i].Reset();
+    }
   }
 
   void MarkDirty(Entry& entry) {
@@ -172,11 +195,27 @@ class CachedTable {
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
 
  private:
-  static bool Parse(const std::string& bytes, v1::ClientRecord& out) {
-    return out.ParseFromString(bytes);
+  // A new entry for `key` holding `stored` (parsed), or absent when `stored` is nullopt;
+  // nullptr, and no entry, when the stored bytes do not parse.
+  Entry* Insert(std::string_view key, std::optional<rocksdb::Slice> stored) {
+    Entry entry;
+    if (stored.has_value()) {
+      if (!Parse(*stored, entry.value)) {
+        return nullptr;
+      }
+      entry.exists = true;
+    }
+    entry.key = std::string(key);
+    Entry& inserted = entries_[entry.key];
+    inserted = std::move(entry);
+    inserted.lru = lru_.insert(lru_.end(), &inserted);
+    return &inserted;
   }
-  static bool Parse(const std::string& bytes, std::string& out) {
-    out = bytes;
+  static bool Parse(const rocksdb::Slice& bytes, v1::ClientRecord& out) {
+    return out.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  }
+  static bool Parse(const rocksdb::Slice& bytes, std::string& out) {
+    out.assign(bytes.data(), bytes.size());
     return true;
   }
   static void Serialize(const v1::ClientRecord& value, std::string& out) {
@@ -191,6 +230,10 @@ class CachedTable {
   absl::node_hash_map<std::string, Entry> entries_;
   std::list<Entry*> lru_;  // least recently used first
   std::vector<Entry*> dirty_;
+  // Prefetch's buffers, kept between calls.
+  std::vector<rocksdb::Slice> slices_;
+  std::vector<rocksdb::PinnableSlice> values_;
+  std::vector<rocksdb::Status> statuses_;
 };
 
 // The router's ClientStore over the clients and referrals column families.
@@ -251,6 +294,12 @@ class CachedClientStore final : public router::ClientStore {
       e->value.clear();
       referrals_.MarkDirty(*e);
     }
+  }
+
+  void Prefetch(std::vector<std::string_view>& client_refs,
+                std::vector<std::string_view>& referral_ids) {
+    clients_.Prefetch(client_refs);
+    referrals_.Prefetch(referral_ids);
   }
 
   // Puts every change into `batch`; erased clients are appended to `erased`.
@@ -455,6 +504,11 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const Store
 router::ClientStore& PartitionStore::Clients() { return *impl_->client_store; }
 
 void PartitionStore::DiscardUncommitted() { impl_->client_store->Discard(); }
+
+void PartitionStore::Prefetch(std::vector<std::string_view>& client_refs,
+                              std::vector<std::string_view>& referral_ids) {
+  impl_->client_store->Prefetch(client_refs, referral_ids);
+}
 
 absl::Status PartitionStore::ReadStatus() const { return impl_->client_store->read_status(); }
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -86,6 +87,12 @@ class PartitionStore {
 
   // Per-client state for the router: a bounded write-through cache in front of RocksDB.
   [[nodiscard]] router::ClientStore& Clients();
+
+  // Reads the records of these clients and referral ids into the cache in one batched read
+  // (RocksDB MultiGet), ahead of a chunk of log records that will look them up one by one.
+  // Sorts and dedupes both vectors in place. Errors surface at the lookups, not here.
+  void Prefetch(std::vector<std::string_view>& client_refs,
+                std::vector<std::string_view>& referral_ids);
 
   // The router's hot state as of AppliedOffset(), or nullopt when nothing was stored yet.
   [[nodiscard]] absl::StatusOr<std::optional<v1::RouterSnapshot>> LoadRouterState();

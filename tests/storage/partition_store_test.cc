@@ -101,7 +101,7 @@ TEST_F(PartitionStoreTest, MatchesAnInMemoryModelOverRandomOperations) {
     for (int op = 0; op < 400; ++op) {
       const std::string client = "c" + std::to_string(rng() % 30);
       const std::string referral = "r" + std::to_string(rng() % 40);
-      switch (rng() % 20 == 0 ? 6 : rng() % 6) {
+      switch (rng() % 20 == 0 ? 7 : rng() % 7) {
         case 0:
         case 1: {
           v1::ClientRecord& record = store->Clients().Mutable(client);
@@ -125,6 +125,14 @@ TEST_F(PartitionStoreTest, MatchesAnInMemoryModelOverRandomOperations) {
         case 5:
           ASSERT_TRUE(store->Commit(nullptr, Offset(++offset)).ok());
           break;
+        case 6: {
+          // A batched read ahead of lookups, with a repeat, over cached and uncached keys.
+          std::vector<std::string> keys = {client, "c" + std::to_string(rng() % 30), client};
+          std::vector<std::string_view> client_keys(keys.begin(), keys.end());
+          std::vector<std::string_view> referral_keys = {referral};
+          store->Prefetch(client_keys, referral_keys);
+          break;
+        }
         default:
           // Reopen: uncommitted changes are lost, so commit first as the service would.
           ASSERT_TRUE(store->Commit(nullptr, Offset(++offset)).ok());
@@ -151,6 +159,35 @@ TEST_F(PartitionStoreTest, MatchesAnInMemoryModelOverRandomOperations) {
     EXPECT_EQ((*dump)["clients"], clients);
     EXPECT_EQ((*dump)["referrals"], referrals);
   }
+}
+
+TEST_F(PartitionStoreTest, PrefetchCachesStoredRecordsAndAbsencesInOneRead) {
+  {
+    auto store = Open();
+    store->Clients().Mutable("c1").set_referral_count(3);
+    store->Clients().PutReferral("r1", "c1");
+    ASSERT_TRUE(store->Commit(nullptr, Offset(0)).ok());
+  }
+  auto store = Open();
+  ASSERT_EQ(store->CachedClientsForTest(), 0u);
+  std::vector<std::string_view> clients = {"c2", "c1", "c2"};
+  std::vector<std::string_view> referrals = {"r1", "r2"};
+  store->Prefetch(clients, referrals);
+  EXPECT_EQ(store->CachedClientsForTest(), 2u);  // c1 as stored, c2 as absent
+  ASSERT_NE(store->Clients().Find("c1"), nullptr);
+  EXPECT_EQ(store->Clients().Find("c1")->referral_count(), 3u);
+  EXPECT_EQ(store->Clients().Find("c2"), nullptr);
+  ASSERT_NE(store->Clients().FindReferral("r1"), nullptr);
+  EXPECT_EQ(*store->Clients().FindReferral("r1"), "c1");
+  EXPECT_EQ(store->Clients().FindReferral("r2"), nullptr);
+  EXPECT_EQ(store->CachedClientsForTest(), 2u);  // the lookups were served from the cache
+  // An uncommitted change is not overwritten by reading the stored record again.
+  store->Clients().Mutable("c1").set_referral_count(4);
+  clients = {"c1"};
+  referrals.clear();
+  store->Prefetch(clients, referrals);
+  EXPECT_EQ(store->Clients().Find("c1")->referral_count(), 4u);
+  EXPECT_TRUE(store->ReadStatus().ok());
 }
 
 TEST_F(PartitionStoreTest, ErasureRemovesEveryTraceAndShredsThePayloadKey) {
@@ -324,6 +361,37 @@ TEST_F(PartitionStoreTest, CorruptStoredValueIsDataLoss) {
   }
   auto store = Open();
   EXPECT_EQ(store->LoadRouterState().status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(PartitionStoreTest, PrefetchLeavesAnUnparsableRecordForTheLookupToReport) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store->Commit(nullptr, Offset(0)).ok());
+  }
+  {
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const char* name : {"default", "clients", "referrals", "needs", "meta", "keys"}) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.path() + "/p0", families, &handles,
+                                  &raw)
+                    .ok());
+    ASSERT_TRUE(raw->Put({}, handles[1], "c1", "\xff\xff\xff garbage").ok());
+    for (auto* h : handles) {
+      ASSERT_TRUE(raw->DestroyColumnFamilyHandle(h).ok());
+    }
+    delete raw;
+  }
+  auto store = Open();
+  std::vector<std::string_view> clients = {"c1", "c2"};
+  std::vector<std::string_view> referrals;
+  store->Prefetch(clients, referrals);
+  EXPECT_EQ(store->CachedClientsForTest(), 1u);  // only c2, as absent
+  EXPECT_TRUE(store->ReadStatus().ok());
+  EXPECT_EQ(store->Clients().Find("c1"), nullptr);
+  EXPECT_EQ(store->ReadStatus().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST_F(PartitionStoreTest, CheckpointsAreListedVerifiedAndRestored) {
