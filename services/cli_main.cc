@@ -162,7 +162,8 @@ int Load(const std::string& bootstrap, const std::string& topic, int referrals, 
 std::unique_ptr<RdKafka::KafkaConsumer> FreshReader(const std::string& bootstrap,
                                                     const std::string& group_prefix,
                                                     const std::string& topic,
-                                                    const KafkaProperties& extra = {}) {
+                                                    const KafkaProperties& extra = {},
+                                                    bool subscribe = true) {
   KafkaProperties props = {{"bootstrap.servers", bootstrap},
                            {"group.id", absl::StrCat(group_prefix, WallMs())},
                            {"isolation.level", "read_committed"},
@@ -173,11 +174,39 @@ std::unique_ptr<RdKafka::KafkaConsumer> FreshReader(const std::string& bootstrap
   std::string error;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer(
       conf.ok() ? RdKafka::KafkaConsumer::create(conf->get(), error) : nullptr);
-  if (consumer == nullptr || consumer->subscribe({topic}) != RdKafka::ERR_NO_ERROR) {
+  if (consumer == nullptr ||
+      (subscribe && consumer->subscribe({topic}) != RdKafka::ERR_NO_ERROR)) {
     std::cerr << "signpost: cannot read " << topic << ": " << error << "\n";
     return nullptr;
   }
   return consumer;
+}
+
+// Assigns every partition of `topic` at its current end (no group, so no rebalance wait): a
+// reader started before a load then reads only what the load causes, not the topic's history.
+bool AssignAtEnd(RdKafka::KafkaConsumer& consumer, const std::string& topic) {
+  std::string error;
+  std::unique_ptr<RdKafka::Topic> handle(RdKafka::Topic::create(&consumer, topic, nullptr, error));
+  RdKafka::Metadata* raw = nullptr;
+  if (handle == nullptr ||
+      consumer.metadata(false, handle.get(), &raw, 10'000) != RdKafka::ERR_NO_ERROR) {
+    return false;
+  }
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  std::vector<RdKafka::TopicPartition*> partitions;
+  bool ok = true;
+  for (const RdKafka::TopicMetadata* t : *metadata->topics()) {
+    for (const RdKafka::PartitionMetadata* p : *t->partitions()) {
+      std::int64_t low = 0;
+      std::int64_t high = 0;
+      ok = ok && consumer.query_watermark_offsets(topic, p->id(), &low, &high, 10'000) ==
+                     RdKafka::ERR_NO_ERROR;
+      partitions.push_back(RdKafka::TopicPartition::create(topic, p->id(), high));
+    }
+  }
+  ok = ok && !partitions.empty() && consumer.assign(partitions) == RdKafka::ERR_NO_ERROR;
+  RdKafka::TopicPartition::destroy(partitions);
+  return ok;
 }
 
 // The ceiling the router is measured against: a transactional consume -> produce copy of
@@ -250,12 +279,19 @@ double Percentile(std::vector<std::int64_t>& v, double p) {
 }
 
 int Summary(const std::string& bootstrap, const std::string& topic, int expect, int timeout_s,
-            const std::string& metrics_url, const std::string& prefix) {
+            const std::string& metrics_url, const std::string& prefix, bool from_end) {
   // fetch.wait.max.ms: measure the router, not the reader.
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer =
-      FreshReader(bootstrap, "signpost-summary-", topic, {{"fetch.wait.max.ms", "10"}});
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer = FreshReader(
+      bootstrap, "signpost-summary-", topic, {{"fetch.wait.max.ms", "10"}}, !from_end);
   if (consumer == nullptr) {
     return 1;
+  }
+  if (from_end) {
+    if (!AssignAtEnd(*consumer, topic)) {
+      std::cerr << "signpost summary: cannot find the end of " << topic << "\n";
+      return 1;
+    }
+    std::cerr << "signpost summary: reading " << topic << " from its end\n";
   }
   std::map<std::string, int> routed_by_pod, queued_by_need, escalated_by_need;
   std::set<std::string> decided;  // referral/need with a first decision
@@ -363,6 +399,10 @@ int main(int argc, char** argv) {
   summary->add_option("--metrics-url", metrics_url, "where /metrics is, for the report");
   std::string prefix;
   summary->add_option("--referral-prefix", prefix, "count only referral ids starting so");
+  bool from_end = false;
+  summary->add_flag("--from-end", from_end,
+                    "read only decisions written after the start (prints a line to stderr once "
+                    "positioned; start the load after it)");
   std::string copy_from;
   std::string copy_to;
   int copy_count = 0;
@@ -383,5 +423,5 @@ int main(int argc, char** argv) {
   if (load->parsed()) {
     return Load(bootstrap, intake_topic, referrals, shielding, seed, rate);
   }
-  return Summary(bootstrap, decisions_topic, expect, timeout, metrics_url, prefix);
+  return Summary(bootstrap, decisions_topic, expect, timeout, metrics_url, prefix, from_end);
 }

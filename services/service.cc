@@ -1297,8 +1297,10 @@ class RoutingStage : public RdKafka::RebalanceCb {
         if (changed) {
           router->TakeChanges(changes_);
         }
-        // A storage error here stops the process; the restart replays the gap silently.
-        SIGNPOST_RETURN_IF_ERROR(store->Commit(changed ? &changes_ : nullptr, Offset(part.applied)));
+        // Written while the next batch is routed; an error (of this write or the one before)
+        // stops the process, and the restart replays the gap silently.
+        SIGNPOST_RETURN_IF_ERROR(
+            store->CommitAsync(changed ? &changes_ : nullptr, Offset(part.applied)));
       }
       part.dirty = false;
       part.dirty_domains.clear();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <list>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -76,7 +77,8 @@ class CachedTable {
     std::string key;
     Value value;
     bool exists = false;
-    bool dirty = false;
+    bool dirty = false;     // changed since it was last staged
+    bool in_flight = false;  // staged into a write that has not completed yet
     typename std::list<Entry*>::iterator lru;
   };
 
@@ -139,6 +141,8 @@ class CachedTable {
     }
   }
 
+  // Puts the dirty entries into `batch`; they are clean from here on (changes made while the
+  // write is in flight make them dirty again) and stay cached until Committed().
   void Stage(rocksdb::WriteBatch& batch, std::vector<std::string>* deleted) {
     // In key order: the memtable's skip list starts each insert from where the previous one
     // ended, so sorted inserts search only the gap between neighbours instead of the whole list.
@@ -156,14 +160,19 @@ class CachedTable {
           deleted->push_back(e->key);
         }
       }
+      e->dirty = false;
+      e->in_flight = true;
     }
+    in_flight_.swap(dirty_);
+    dirty_.clear();
   }
 
+  // The staged write is durable: its entries may be evicted, least recently used first.
   void Committed() {
-    for (Entry* e : dirty_) {
-      e->dirty = false;
+    for (Entry* e : in_flight_) {
+      e->in_flight = false;
     }
-    dirty_.clear();
+    in_flight_.clear();
     while (entries_.size() > capacity_ && !lru_.empty() && !lru_.front()->dirty) {
       Entry* victim = lru_.front();
       lru_.pop_front();
@@ -171,7 +180,8 @@ class CachedTable {
     }
   }
 
-  // Forgets uncommitted changes: those entries reload from the database on next use.
+  // Forgets uncommitted changes: those entries reload from the database on next use. Only
+  // between writes (nothing in flight).
   void Discard() {
     for (Entry* e : dirty_) {
       lru_.erase(e->lru);
@@ -182,6 +192,7 @@ class CachedTable {
 
   void Clear() {
     dirty_.clear();
+    in_flight_.clear();
     lru_.clear();
     entries_.clear();
   }
@@ -230,6 +241,7 @@ class CachedTable {
   absl::node_hash_map<std::string, Entry> entries_;
   std::list<Entry*> lru_;  // least recently used first
   std::vector<Entry*> dirty_;
+  std::vector<Entry*> in_flight_;  // staged into the write in flight
   // Prefetch's buffers, kept between calls.
   std::vector<rocksdb::Slice> slices_;
   std::vector<rocksdb::PinnableSlice> values_;
@@ -405,8 +417,16 @@ class PartitionStore::Impl {
   std::vector<std::string> erased_in_batch;
   bool schema_written = false;
   rocksdb::WriteBatch batch;
+  // The write of the last CommitAsync, until FinishWrite() collects it.
+  std::future<rocksdb::Status> write;
+  Offset write_applied{-1};
 
-  ~Impl() { CloseDb(); }
+  ~Impl() {
+    if (write.valid()) {
+      write.wait();
+    }
+    CloseDb();
+  }
 
   void CloseDb() {
     for (auto* h : handles) {
@@ -503,7 +523,10 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const Store
 
 router::ClientStore& PartitionStore::Clients() { return *impl_->client_store; }
 
-void PartitionStore::DiscardUncommitted() { impl_->client_store->Discard(); }
+void PartitionStore::DiscardUncommitted() {
+  static_cast<void>(FinishWrite());  // a failed write clears the cache itself
+  impl_->client_store->Discard();
+}
 
 void PartitionStore::Prefetch(std::vector<std::string_view>& client_refs,
                               std::vector<std::string_view>& referral_ids) {
@@ -513,6 +536,7 @@ void PartitionStore::Prefetch(std::vector<std::string_view>& client_refs,
 absl::Status PartitionStore::ReadStatus() const { return impl_->client_store->read_status(); }
 
 absl::StatusOr<std::optional<v1::RouterSnapshot>> PartitionStore::LoadRouterState() {
+  SIGNPOST_RETURN_IF_ERROR(FinishWrite());
   std::string value;
   rocksdb::Status s = impl_->db->Get({}, impl_->meta, kHeaderKey, &value);
   if (s.IsNotFound()) {
@@ -538,6 +562,12 @@ absl::StatusOr<std::optional<v1::RouterSnapshot>> PartitionStore::LoadRouterStat
 }
 
 absl::Status PartitionStore::Commit(const router::RouterChanges* changes, Offset applied) {
+  SIGNPOST_RETURN_IF_ERROR(CommitAsync(changes, applied));
+  return FinishWrite();
+}
+
+absl::Status PartitionStore::CommitAsync(const router::RouterChanges* changes, Offset applied) {
+  SIGNPOST_RETURN_IF_ERROR(FinishWrite());
   Impl& impl = *impl_;
   if (!impl.client_store->read_status().ok()) {
     absl::Status failed = impl.client_store->read_status();
@@ -573,23 +603,39 @@ absl::Status PartitionStore::Commit(const router::RouterChanges* changes, Offset
     batch.Put(impl.meta, kSchemaKey, kSchemaVersion);
   }
   batch.Put(impl.meta, kAppliedKey, EncodeU64(static_cast<std::uint64_t>(applied.Value())));
-  rocksdb::WriteOptions write_options;
-  write_options.sync = impl.options.sync;
-  const absl::Status written = ToStatus(impl.db->Write(write_options, &batch), "commit state");
+  impl.write_applied = applied;
+  // The batch holds copies of every value: the caller goes on changing the cached records
+  // while RocksDB writes it.
+  impl.write = std::async(std::launch::async, [&impl] {
+    rocksdb::WriteOptions write_options;
+    write_options.sync = impl.options.sync;
+    return impl.db->Write(write_options, &impl.batch);
+  });
+  return absl::OkStatus();
+}
+
+absl::Status PartitionStore::FinishWrite() {
+  Impl& impl = *impl_;
+  if (!impl.write.valid()) {
+    return absl::OkStatus();
+  }
+  const absl::Status written = ToStatus(impl.write.get(), "commit state");
   if (!written.ok()) {
-    impl.client_store->Discard();
+    // Whether any of the batch is stored is unknown: every cached record is read again.
+    impl.client_store->Clear();
     return written;
   }
   impl.client_store->Committed();
   impl.schema_written = true;
   impl.erased_since_purge.insert(impl.erased_since_purge.end(), impl.erased_in_batch.begin(),
                                  impl.erased_in_batch.end());
-  applied_ = applied;
+  applied_ = impl.write_applied;
   return absl::OkStatus();
 }
 
 absl::StatusOr<v1::SealedPayload> PartitionStore::Seal(std::string_view client_ref,
                                                       std::string_view plaintext) {
+  SIGNPOST_RETURN_IF_ERROR(FinishWrite());
   if (!SodiumReady()) {
     return absl::InternalError("libsodium failed to initialise");
   }
@@ -621,6 +667,7 @@ absl::StatusOr<v1::SealedPayload> PartitionStore::Seal(std::string_view client_r
 
 absl::StatusOr<std::string> PartitionStore::Unseal(std::string_view client_ref,
                                                    const v1::SealedPayload& sealed) {
+  SIGNPOST_RETURN_IF_ERROR(FinishWrite());
   if (!SodiumReady()) {
     return absl::InternalError("libsodium failed to initialise");
   }
@@ -648,6 +695,7 @@ absl::StatusOr<std::string> PartitionStore::Unseal(std::string_view client_ref,
 }
 
 absl::Status PartitionStore::PurgeErased() {
+  SIGNPOST_RETURN_IF_ERROR(FinishWrite());
   Impl& impl = *impl_;
   if (impl.erased_since_purge.empty()) {
     return absl::OkStatus();
@@ -671,6 +719,7 @@ absl::Status PartitionStore::PurgeErased() {
 
 absl::StatusOr<RetentionStats> PartitionStore::SweepRetention(std::int64_t now_ms,
                                                               std::int64_t keep_ms) {
+  SIGNPOST_RETURN_IF_ERROR(FinishWrite());
   Impl& impl = *impl_;
   const std::int64_t cutoff = now_ms - keep_ms;
   RetentionStats stats;
@@ -703,6 +752,7 @@ absl::StatusOr<RetentionStats> PartitionStore::SweepRetention(std::int64_t now_m
 }
 
 absl::StatusOr<CheckpointInfo> PartitionStore::CreateCheckpoint(const std::string& root) {
+  SIGNPOST_RETURN_IF_ERROR(FinishWrite());
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec) {
@@ -822,6 +872,9 @@ absl::Status PartitionStore::RestoreCheckpoint(const std::string& checkpoint,
 
 absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>>
 PartitionStore::DumpForTest() const {
+  if (impl_->write.valid()) {
+    impl_->write.wait();
+  }
   std::map<std::string, std::map<std::string, std::string>> out;
   for (std::size_t i = 0; i < impl_->handles.size(); ++i) {
     std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator({}, impl_->handles[i]));
@@ -834,6 +887,11 @@ PartitionStore::DumpForTest() const {
   return out;
 }
 
-std::size_t PartitionStore::CachedClientsForTest() const { return impl_->client_store->size(); }
+std::size_t PartitionStore::CachedClientsForTest() const {
+  if (impl_->write.valid()) {
+    impl_->write.wait();  // its entries become evictable at the next FinishWrite
+  }
+  return impl_->client_store->size();
+}
 
 }  // namespace signpost::storage

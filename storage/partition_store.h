@@ -82,7 +82,8 @@ class PartitionStore {
   PartitionStore(const PartitionStore&) = delete;
   PartitionStore& operator=(const PartitionStore&) = delete;
 
-  // The offset of the last log record the stored state includes; -1 when empty.
+  // The offset of the last log record the stored state includes (as of the last completed
+  // write); -1 when empty.
   [[nodiscard]] Offset AppliedOffset() const { return applied_; }
 
   // Per-client state for the router: a bounded write-through cache in front of RocksDB.
@@ -101,6 +102,17 @@ class PartitionStore {
   // router's change set (may be null), and `applied`. On error nothing is written and the
   // uncommitted client changes are dropped from the cache (reopen before continuing).
   [[nodiscard]] absl::Status Commit(const router::RouterChanges* changes, Offset applied);
+
+  // Commit's batch, written on another thread while the caller goes on routing: the state is
+  // serialized before it returns, so later changes do not leak into it. Returns the result of
+  // the previous write (and waits for it first). The write completes at the next CommitAsync,
+  // Commit or FinishWrite, or at any other call below that reads or changes the database;
+  // AppliedOffset() moves then. Reads through Clients() go on meanwhile, from the cache.
+  // Nothing else changes in meaning: the stored state may lag the log, and restores replay.
+  [[nodiscard]] absl::Status CommitAsync(const router::RouterChanges* changes, Offset applied);
+  // Waits for the write of the last CommitAsync and returns its result. After a failure every
+  // cached record is dropped (it is read again from what was stored).
+  [[nodiscard]] absl::Status FinishWrite();
 
   // Drops every client and referral change since the last commit (after an aborted transaction:
   // the router is then restored from LoadRouterState()).

@@ -190,6 +190,35 @@ TEST_F(PartitionStoreTest, PrefetchCachesStoredRecordsAndAbsencesInOneRead) {
   EXPECT_TRUE(store->ReadStatus().ok());
 }
 
+TEST_F(PartitionStoreTest, ChangesMadeWhileAnAsyncWriteIsInFlightGoIntoTheNextCommit) {
+  auto store = Open(/*cached_clients=*/2);
+  for (int c = 0; c < 5; ++c) {
+    store->Clients().Mutable("c" + std::to_string(c)).set_referral_count(1);
+  }
+  store->Clients().Erase("c4");
+  ASSERT_TRUE(store->CommitAsync(nullptr, Offset(0)).ok());
+  // Routing goes on while RocksDB writes: the staged values are already in the batch.
+  store->Clients().Mutable("c0").set_referral_count(10);
+  store->Clients().PutReferral("r1", "c0");
+  ASSERT_TRUE(store->FinishWrite().ok());
+  EXPECT_EQ(store->AppliedOffset(), Offset(0));
+  EXPECT_EQ(store->Clients().Find("c0")->referral_count(), 10u);  // still cached, not reloaded
+  auto dump = store->DumpForTest();
+  ASSERT_TRUE(dump.ok());
+  v1::ClientRecord stored;
+  ASSERT_TRUE(stored.ParseFromString((*dump)["clients"]["c0"]));
+  EXPECT_EQ(stored.referral_count(), 1u);  // the first write has the value as staged
+  EXPECT_EQ((*dump)["clients"].size(), 4u);
+  EXPECT_TRUE((*dump)["referrals"].empty());
+  ASSERT_TRUE(store->CommitAsync(nullptr, Offset(1)).ok());
+  store.reset();  // closing waits for the write in flight
+  store = Open(2);
+  EXPECT_EQ(store->AppliedOffset(), Offset(1));
+  EXPECT_EQ(store->Clients().Find("c0")->referral_count(), 10u);
+  EXPECT_EQ(*store->Clients().FindReferral("r1"), "c0");
+  EXPECT_EQ(store->Clients().Find("c4"), nullptr);
+}
+
 TEST_F(PartitionStoreTest, ErasureRemovesEveryTraceAndShredsThePayloadKey) {
   const std::string secret_client = "client-7f3a9c2e51";
   auto store = Open();
