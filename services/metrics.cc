@@ -17,7 +17,24 @@ prometheus::Histogram::BucketBoundaries AnswerBuckets() {
 
 }  // namespace
 
-Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      escalations_memo_({"domain", "need"},
+                        [this](const prometheus::Labels& l) -> prometheus::Counter& {
+                          return escalations_->Add(l);
+                        }),
+      pod_answers_memo_({"pod", "answer"},
+                        [this](const prometheus::Labels& l) -> prometheus::Counter& {
+                          return pod_answers_->Add(l);
+                        }),
+      time_to_accept_memo_({"pod"},
+                           [this](const prometheus::Labels& l) -> prometheus::Histogram& {
+                             return time_to_accept_->Add(l, AnswerBuckets());
+                           }),
+      time_to_complete_memo_({"pod"},
+                             [this](const prometheus::Labels& l) -> prometheus::Histogram& {
+                               return time_to_complete_->Add(l, AnswerBuckets());
+                             }) {
   auto& r = *registry_;
   records_in_ = &prometheus::BuildCounter()
                      .Name("signpost_records_in_total")
@@ -150,17 +167,17 @@ prometheus::Gauge& Metrics::Waiting(const std::string& domain, const std::string
 prometheus::Gauge& Metrics::OldestWaitSeconds(const std::string& domain, const std::string& need) {
   return oldest_wait_->Add({{"domain", domain}, {"need", need}});
 }
-prometheus::Counter& Metrics::Escalations(const std::string& domain, const std::string& need) {
-  return escalations_->Add({{"domain", domain}, {"need", need}});
+prometheus::Counter& Metrics::Escalations(std::string_view domain, std::string_view need) {
+  return escalations_memo_.Get({domain, need});
 }
-prometheus::Histogram& Metrics::TimeToAccept(const std::string& pod) {
-  return time_to_accept_->Add({{"pod", pod}}, AnswerBuckets());
+prometheus::Histogram& Metrics::TimeToAccept(std::string_view pod) {
+  return time_to_accept_memo_.Get({pod});
 }
-prometheus::Histogram& Metrics::TimeToComplete(const std::string& pod) {
-  return time_to_complete_->Add({{"pod", pod}}, AnswerBuckets());
+prometheus::Histogram& Metrics::TimeToComplete(std::string_view pod) {
+  return time_to_complete_memo_.Get({pod});
 }
-prometheus::Counter& Metrics::PodAnswers(const std::string& pod, const std::string& answer) {
-  return pod_answers_->Add({{"pod", pod}, {"answer", answer}});
+prometheus::Counter& Metrics::PodAnswers(std::string_view pod, std::string_view answer) {
+  return pod_answers_memo_.Get({pod, answer});
 }
 prometheus::Gauge& Metrics::ConsumerLag(int partition) {
   return lag_->Add({{"partition", std::to_string(partition)}});

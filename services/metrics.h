@@ -4,9 +4,17 @@
 // ids. Thread-safe (prometheus-cpp metrics are atomic).
 #pragma once
 
+#include <array>
+#include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -15,6 +23,64 @@
 #include "prometheus/registry.h"
 
 namespace signpost::services {
+
+// The children of a labelled family, by label values, remembered after their first lookup:
+// later lookups hash the values under one small lock instead of building prometheus-cpp's label
+// map (a std::map of strings) and searching the family under its lock.
+template <typename T, std::size_t N>
+class MemoFamily {
+ public:
+  using Add = std::function<T&(const prometheus::Labels&)>;
+  MemoFamily(std::array<const char*, N> names, Add add)
+      : names_(names), add_(std::move(add)) {}
+  MemoFamily(const MemoFamily&) = delete;
+  MemoFamily& operator=(const MemoFamily&) = delete;
+
+  T& Get(const std::array<std::string_view, N>& values) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = children_.find(values); it != children_.end()) {
+      return *it->second;
+    }
+    prometheus::Labels labels;
+    std::array<std::string, N> key;
+    for (std::size_t i = 0; i < N; ++i) {
+      key[i] = std::string(values[i]);
+      labels.emplace(names_[i], key[i]);
+    }
+    T& child = add_(labels);
+    children_.emplace(std::move(key), &child);
+    return child;
+  }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    template <typename S>
+    std::size_t operator()(const std::array<S, N>& values) const {
+      std::size_t h = 0;
+      for (const auto& v : values) {
+        h = absl::HashOf(h, std::string_view(v));
+      }
+      return h;
+    }
+  };
+  struct Eq {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const std::array<A, N>& a, const std::array<B, N>& b) const {
+      for (std::size_t i = 0; i < N; ++i) {
+        if (std::string_view(a[i]) != std::string_view(b[i])) {
+          return false;
+        }
+      }
+      return true;
+    }
+  };
+  const std::array<const char*, N> names_;
+  const Add add_;
+  std::mutex mutex_;
+  absl::flat_hash_map<std::array<std::string, N>, T*, Hash, Eq> children_;
+};
 
 class Metrics {
  public:
@@ -34,13 +100,13 @@ class Metrics {
   // Per routing domain and need (domains may share need codes).
   prometheus::Gauge& Waiting(const std::string& domain, const std::string& need);
   prometheus::Gauge& OldestWaitSeconds(const std::string& domain, const std::string& need);
-  prometheus::Counter& Escalations(const std::string& domain, const std::string& need);
+  prometheus::Counter& Escalations(std::string_view domain, std::string_view need);
   // What pods did with offered work: accepted, declined, accept_timeout, completed, withdrawn,
   // pod_closed, client_erased.
-  prometheus::Counter& PodAnswers(const std::string& pod, const std::string& answer);
+  prometheus::Counter& PodAnswers(std::string_view pod, std::string_view answer);
   // Event time from the offer to the acceptance, and from the acceptance to the completion.
-  prometheus::Histogram& TimeToAccept(const std::string& pod);
-  prometheus::Histogram& TimeToComplete(const std::string& pod);
+  prometheus::Histogram& TimeToAccept(std::string_view pod);
+  prometheus::Histogram& TimeToComplete(std::string_view pod);
   prometheus::Gauge& ConsumerLag(int partition);
   prometheus::Gauge& RestoreRemaining(int partition);
 
@@ -74,6 +140,11 @@ class Metrics {
   prometheus::Counter* replayed_;
   prometheus::Gauge* rocksdb_memory_;
   prometheus::Gauge* assigned_;
+  // The lookups made per decision or pod answer.
+  MemoFamily<prometheus::Counter, 2> escalations_memo_;
+  MemoFamily<prometheus::Counter, 2> pod_answers_memo_;
+  MemoFamily<prometheus::Histogram, 1> time_to_accept_memo_;
+  MemoFamily<prometheus::Histogram, 1> time_to_complete_memo_;
 };
 
 }  // namespace signpost::services
