@@ -2,6 +2,7 @@
 // The partition store on real RocksDB in a temporary directory.
 #include "storage/partition_store.h"
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <iostream>
@@ -49,6 +50,27 @@ class PartitionStoreTest : public ::testing::Test {
     auto store = PartitionStore::Open(options);
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  // Writes `value` under `key` in column family `cf` of the (closed) store, behind its back.
+  void PutRaw(const std::string& cf, const std::string& key, const std::string& value) {
+    const std::vector<std::string> names = {"default", "clients", "referrals",
+                                            "needs",   "meta",    "keys"};
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const std::string& name : names) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.path() + "/p0", families, &handles,
+                                  &raw)
+                    .ok());
+    const auto at = std::find(names.begin(), names.end(), cf) - names.begin();
+    ASSERT_TRUE(raw->Put({}, handles[static_cast<std::size_t>(at)], key, value).ok());
+    for (auto* h : handles) {
+      ASSERT_TRUE(raw->DestroyColumnFamilyHandle(h).ok());
+    }
+    delete raw;
   }
 
   TempDir dir_;
@@ -371,23 +393,8 @@ TEST_F(PartitionStoreTest, CorruptStoredValueIsDataLoss) {
     const auto stream = testing::RandomStream(3, 40);
     ASSERT_TRUE(testing::Drive(**router, *store, stream, 40, 40).ok());
   }
-  {
-    // Overwrite the router header with bytes that are not a RouterSnapshot.
-    std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const char* name : {"default", "clients", "referrals", "needs", "meta", "keys"}) {
-      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.path() + "/p0", families, &handles,
-                                  &raw)
-                    .ok());
-    ASSERT_TRUE(raw->Put({}, handles[4], "router_header", "\xff\xff\xff garbage").ok());
-    for (auto* h : handles) {
-      ASSERT_TRUE(raw->DestroyColumnFamilyHandle(h).ok());
-    }
-    delete raw;
-  }
+  // Overwrite the router header with bytes that are not a RouterSnapshot.
+  PutRaw("meta", "router_header", "\xff\xff\xff garbage");
   auto store = Open();
   EXPECT_EQ(store->LoadRouterState().status().code(), absl::StatusCode::kDataLoss);
 }
@@ -397,22 +404,7 @@ TEST_F(PartitionStoreTest, PrefetchLeavesAnUnparsableRecordForTheLookupToReport)
     auto store = Open();
     ASSERT_TRUE(store->Commit(nullptr, Offset(0)).ok());
   }
-  {
-    std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const char* name : {"default", "clients", "referrals", "needs", "meta", "keys"}) {
-      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.path() + "/p0", families, &handles,
-                                  &raw)
-                    .ok());
-    ASSERT_TRUE(raw->Put({}, handles[1], "c1", "\xff\xff\xff garbage").ok());
-    for (auto* h : handles) {
-      ASSERT_TRUE(raw->DestroyColumnFamilyHandle(h).ok());
-    }
-    delete raw;
-  }
+  PutRaw("clients", "c1", "\xff\xff\xff garbage");
   auto store = Open();
   std::vector<std::string_view> clients = {"c1", "c2"};
   std::vector<std::string_view> referrals;
