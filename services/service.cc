@@ -1108,9 +1108,12 @@ class RoutingStage : public RdKafka::RebalanceCb {
       if (!chunk_[i].parsed || !event.has_referral_submitted()) {
         continue;
       }
-      Partition& part = partitions_.find(m.partition())->second;
-      auto store = part.stores.find(event.domain());
-      if (store == part.stores.end() || store->second == nullptr) {
+      auto part = partitions_.find(m.partition());
+      if (part == partitions_.end() || part->second.epoch != chunk_[i].epoch) {
+        continue;  // revoked while the chunk filled: it will not be handled
+      }
+      auto store = part->second.stores.find(event.domain());
+      if (store == part->second.stores.end() || store->second == nullptr) {
         continue;  // the domain's first records here: nothing stored to read
       }
       auto keys = std::find_if(prefetch_.begin(), prefetch_.end(), [&](const PrefetchKeys& k) {
