@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <list>
+#include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <optional>
 #include <string_view>
 
@@ -420,12 +422,53 @@ class PartitionStore::Impl {
   // The write of the last CommitAsync, until FinishWrite() collects it.
   std::future<rocksdb::Status> write;
   Offset write_applied{-1};
+  // The thread CommitAsync writes on, started at the first one and kept: a thread per write
+  // cost more than the write (RocksDB's and the allocator's per-thread state start cold).
+  std::mutex writer_mutex;
+  std::condition_variable writer_wake;
+  std::packaged_task<rocksdb::Status()> writer_job;
+  bool writer_stop = false;
+  std::thread writer;
 
   ~Impl() {
     if (write.valid()) {
       write.wait();
     }
+    if (writer.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(writer_mutex);
+        writer_stop = true;
+      }
+      writer_wake.notify_one();
+      writer.join();
+    }
     CloseDb();
+  }
+
+  // Runs `job` on the writer thread; its future is ready when it has run.
+  std::future<rocksdb::Status> Post(std::packaged_task<rocksdb::Status()> job) {
+    std::future<rocksdb::Status> done = job.get_future();
+    if (!writer.joinable()) {
+      writer = std::thread([this] {
+        std::unique_lock<std::mutex> lock(writer_mutex);
+        while (true) {
+          writer_wake.wait(lock, [this] { return writer_stop || writer_job.valid(); });
+          if (!writer_job.valid()) {
+            return;  // stopping, nothing posted
+          }
+          std::packaged_task<rocksdb::Status()> run = std::move(writer_job);
+          lock.unlock();
+          run();
+          lock.lock();
+        }
+      });
+    }
+    {
+      std::lock_guard<std::mutex> lock(writer_mutex);
+      writer_job = std::move(job);
+    }
+    writer_wake.notify_one();
+    return done;
   }
 
   void CloseDb() {
@@ -562,11 +605,17 @@ absl::StatusOr<std::optional<v1::RouterSnapshot>> PartitionStore::LoadRouterStat
 }
 
 absl::Status PartitionStore::Commit(const router::RouterChanges* changes, Offset applied) {
-  SIGNPOST_RETURN_IF_ERROR(CommitAsync(changes, applied));
+  // Deferred: the write runs on this thread, inside FinishWrite.
+  SIGNPOST_RETURN_IF_ERROR(StartWrite(changes, applied, std::launch::deferred));
   return FinishWrite();
 }
 
 absl::Status PartitionStore::CommitAsync(const router::RouterChanges* changes, Offset applied) {
+  return StartWrite(changes, applied, std::launch::async);
+}
+
+absl::Status PartitionStore::StartWrite(const router::RouterChanges* changes, Offset applied,
+                                        std::launch policy) {
   SIGNPOST_RETURN_IF_ERROR(FinishWrite());
   Impl& impl = *impl_;
   if (!impl.client_store->read_status().ok()) {
@@ -606,11 +655,14 @@ absl::Status PartitionStore::CommitAsync(const router::RouterChanges* changes, O
   impl.write_applied = applied;
   // The batch holds copies of every value: the caller goes on changing the cached records
   // while RocksDB writes it.
-  impl.write = std::async(std::launch::async, [&impl] {
+  auto write = [&impl] {
     rocksdb::WriteOptions write_options;
     write_options.sync = impl.options.sync;
     return impl.db->Write(write_options, &impl.batch);
-  });
+  };
+  impl.write = policy == std::launch::async
+                   ? impl.Post(std::packaged_task<rocksdb::Status()>(write))
+                   : std::async(std::launch::deferred, write);
   return absl::OkStatus();
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -163,6 +164,10 @@ class PartitionStore {
   [[nodiscard]] std::size_t CachedClientsForTest() const;
 
  private:
+  // Stages the batch and starts its write (std::launch::async: on another thread;
+  // std::launch::deferred: in the FinishWrite that collects it).
+  absl::Status StartWrite(const router::RouterChanges* changes, Offset applied,
+                          std::launch policy);
   class Impl;
   explicit PartitionStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
