@@ -5,13 +5,13 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <list>
 #include <condition_variable>
 #include <future>
+#include <list>
 #include <mutex>
-#include <thread>
 #include <optional>
 #include <string_view>
+#include <thread>
 
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -79,8 +79,7 @@ class CachedTable {
     std::string key;
     Value value;
     bool exists = false;
-    bool dirty = false;     // changed since it was last staged
-    bool in_flight = false;  // staged into a write that has not completed yet
+    bool dirty = false;  // changed since it was last staged
     typename std::list<Entry*>::iterator lru;
   };
 
@@ -163,18 +162,13 @@ class CachedTable {
         }
       }
       e->dirty = false;
-      e->in_flight = true;
     }
-    in_flight_.swap(dirty_);
     dirty_.clear();
   }
 
-  // The staged write is durable: its entries may be evicted, least recently used first.
+  // The staged write is durable: clean entries may be evicted, least recently used first.
+  // Only called with no write in flight, so no clean entry is waiting on one.
   void Committed() {
-    for (Entry* e : in_flight_) {
-      e->in_flight = false;
-    }
-    in_flight_.clear();
     while (entries_.size() > capacity_ && !lru_.empty() && !lru_.front()->dirty) {
       Entry* victim = lru_.front();
       lru_.pop_front();
@@ -194,7 +188,6 @@ class CachedTable {
 
   void Clear() {
     dirty_.clear();
-    in_flight_.clear();
     lru_.clear();
     entries_.clear();
   }
@@ -243,7 +236,6 @@ class CachedTable {
   absl::node_hash_map<std::string, Entry> entries_;
   std::list<Entry*> lru_;  // least recently used first
   std::vector<Entry*> dirty_;
-  std::vector<Entry*> in_flight_;  // staged into the write in flight
   // Prefetch's buffers, kept between calls.
   std::vector<rocksdb::Slice> slices_;
   std::vector<rocksdb::PinnableSlice> values_;
