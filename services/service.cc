@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 #include "librdkafka/rdkafka.h"
@@ -26,6 +27,7 @@
 #include "services/http_server.h"
 #include "services/intake.h"
 #include "services/kafka/client_config.h"
+#include "services/kafka/group_consumer.h"
 #include "services/kafka/txn_producer.h"
 #include "services/metrics.h"
 #include "spdlog/spdlog.h"
@@ -365,7 +367,7 @@ absl::Status ReplaceFatalProducer(std::unique_ptr<TxnProducer>& producer,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> MakeConsumer(
+absl::StatusOr<GroupConsumer> MakeConsumer(
     const ServiceConfig& config, const std::string& group, const std::string& instance,
     RdKafka::RebalanceCb* rebalance, const std::string& client_id = "") {
   KafkaProperties props = config.kafka;
@@ -384,11 +386,15 @@ absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> MakeConsumer(
   props.try_emplace("session.timeout.ms", "10000");
   props.try_emplace("max.poll.interval.ms", "60000");
   SIGNPOST_ASSIGN_OR_RETURN(auto conf, MakeClientConf(props));
-  std::string error;
-  if (rebalance != nullptr && conf->set("rebalance_cb", rebalance, error) != RdKafka::Conf::CONF_OK) {
-    return absl::InternalError(error);
+  // Closing before the first assignment waits up to a session for it (see group_consumer.h):
+  // a dead static member holds a rebalance up that long.
+  int session_ms = 10'000;
+  if (!absl::SimpleAtoi(props.at("session.timeout.ms"), &session_ms)) {
+    return absl::InvalidArgumentError("kafka.session.timeout.ms: not a number");
   }
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), error));
+  std::string error;
+  GroupConsumer consumer = CreateGroupConsumer(
+      *conf, rebalance, std::chrono::milliseconds(session_ms) + std::chrono::seconds(5), error);
   if (consumer == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("kafka consumer: ", error));
   }
@@ -518,7 +524,7 @@ class IntakeStage {
       std::string why;
       static_cast<void>(producer_->Abort(why));
     }
-    consumer_->close();
+    CloseGroupConsumer(consumer_);  // leaves the group
     return result;
   }
 
@@ -616,7 +622,7 @@ class IntakeStage {
     if (producer_->open() && producer_->Abort(why) == TxnResult::kFatal) {
       SIGNPOST_RETURN_IF_ERROR(ReplaceFatalProducer(producer_, fencing_, config_, "intake", why));
     }
-    consumer_->close();
+    CloseGroupConsumer(consumer_);  // leaves the group
     SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id + "-intake",
                                                       config_.instance_id + "-intake", nullptr));
     if (consumer_->subscribe({config_.intake_topic}) != RdKafka::ERR_NO_ERROR) {
@@ -633,7 +639,7 @@ class IntakeStage {
   IntakeRules rules_;
   FencedMembership fencing_;
   std::unique_ptr<TxnProducer> producer_;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  GroupConsumer consumer_;
 };
 
 }  // namespace
@@ -707,7 +713,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
     // Leaving the group: nothing is left to commit, so what the revocation callback meets while
     // the consumer closes (a rebalance still under way, say) is logged, not fatal.
     closing_ = true;
-    consumer_->close();
+    CloseGroupConsumer(consumer_);  // leaves the group
     partitions_.clear();
     ready_ = false;
     return result;
@@ -1241,7 +1247,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
       SIGNPOST_RETURN_IF_ERROR(ReplaceFatalProducer(producer_, fencing_, config_, "routing", why));
     }
     event_times_.clear();
-    consumer_->close();
+    CloseGroupConsumer(consumer_);  // leaves the group
     partitions_.clear();
     callback_error_ = absl::OkStatus();
     SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id,
@@ -1422,7 +1428,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
   const DomainRules rules_;
   std::unique_ptr<OwnerDirectory> owners_;
   std::unique_ptr<TxnProducer> producer_;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  GroupConsumer consumer_;
   std::map<int, Partition> partitions_;
   std::string advertised_;  // host:port of our query API, or empty
   FencedMembership fencing_;
