@@ -524,7 +524,7 @@ class IntakeStage {
       std::string why;
       static_cast<void>(producer_->Abort(why));
     }
-    CloseGroupConsumer(consumer_);  // leaves the group
+    CloseGroupConsumer(consumer_);
     return result;
   }
 
@@ -622,7 +622,7 @@ class IntakeStage {
     if (producer_->open() && producer_->Abort(why) == TxnResult::kFatal) {
       SIGNPOST_RETURN_IF_ERROR(ReplaceFatalProducer(producer_, fencing_, config_, "intake", why));
     }
-    CloseGroupConsumer(consumer_);  // leaves the group
+    CloseGroupConsumer(consumer_);
     SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id + "-intake",
                                                       config_.instance_id + "-intake", nullptr));
     if (consumer_->subscribe({config_.intake_topic}) != RdKafka::ERR_NO_ERROR) {
@@ -713,7 +713,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
     // Leaving the group: nothing is left to commit, so what the revocation callback meets while
     // the consumer closes (a rebalance still under way, say) is logged, not fatal.
     closing_ = true;
-    CloseGroupConsumer(consumer_);  // leaves the group
+    CloseConsumer();
     partitions_.clear();
     ready_ = false;
     return result;
@@ -1089,6 +1089,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
             Handle(it->second, *chunk_[i].message, parsed_[i], chunk_[i].parsed));
       }
     }
+    chunk_.clear();
     SIGNPOST_RETURN_IF_ERROR(MaybeTick());
     if (producer_->open()) {
       SIGNPOST_RETURN_IF_ERROR(Commit());
@@ -1239,6 +1240,13 @@ class RoutingStage : public RdKafka::RebalanceCb {
     return absl::OkStatus();
   }
 
+  // Leaves the group. The consumer's messages go first: librdkafka waits for every message
+  // still referenced before it destroys the handle, so one held would hang the close.
+  void CloseConsumer() {
+    chunk_.clear();
+    CloseGroupConsumer(consumer_);
+  }
+
   // Drops the batch in hand and every partition, and joins the group with a new consumer;
   // partitions come back through the rebalance callback and are restored from their stores.
   absl::Status ReplaceConsumer() {
@@ -1247,7 +1255,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
       SIGNPOST_RETURN_IF_ERROR(ReplaceFatalProducer(producer_, fencing_, config_, "routing", why));
     }
     event_times_.clear();
-    CloseGroupConsumer(consumer_);  // leaves the group
+    CloseConsumer();
     partitions_.clear();
     callback_error_ = absl::OkStatus();
     SIGNPOST_ASSIGN_OR_RETURN(consumer_, MakeConsumer(config_, config_.group_id,

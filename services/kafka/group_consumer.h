@@ -59,7 +59,8 @@ class GroupConsumerCloser {
 
 using GroupConsumer = std::unique_ptr<RdKafka::KafkaConsumer, GroupConsumerCloser>;
 
-// Closes and destroys `consumer` like resetting it would, but `consumer` still points at the
+// Closes and destroys `consumer` like resetting it would (destroy its messages first: librdkafka
+// waits for every message still referenced before it destroys the handle), but `consumer` still points at the
 // consumer while it closes, so the owner's rebalance callback (revocations during the close) can
 // reach it through its member as at any other time.
 void CloseGroupConsumer(GroupConsumer& consumer);
