@@ -62,8 +62,12 @@ TEST(RouterQueryTest, TheInstanceThatDoesNotOwnTheReferralRedirectsToTheOneThatD
     EXPECT_EQ(answers[owner].substr(0, 3), "200") << target << ": " << answers[owner];
     EXPECT_EQ(answers[other].substr(0, 3), "307") << target << ": " << answers[other];
     EXPECT_EQ(locations[other], absl::StrCat("http://127.0.0.1:", ports[owner], target));
-    // Following the redirect gives the owner's answer.
-    EXPECT_EQ(HttpGet(ports[owner], target), answers[owner]);
+    // Following the redirect gives the owner's answer about the same referral or client (its
+    // content may have moved on meanwhile: a Tick can time out the offers in between).
+    const std::string followed = HttpGet(ports[owner], target);
+    const std::string id = target.substr(target.rfind('/') + 1);
+    EXPECT_EQ(followed.substr(0, 3), "200") << followed;
+    EXPECT_NE(followed.find(absl::StrCat("\"", id, "\"")), std::string::npos) << followed;
   }
   // A referral nobody has: the owner says 404, the other still redirects to it.
   std::string location;
