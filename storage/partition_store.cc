@@ -361,8 +361,15 @@ rocksdb::ColumnFamilyOptions TableOptions(const StoreResources& resources,
   cf.memtable_whole_key_filtering = true;
   cf.max_write_buffer_number = 3;
   cf.level_compaction_dynamic_level_bytes = true;
-  cf.compression = rocksdb::kLZ4Compression;
-  cf.bottommost_compression = rocksdb::kZSTD;
+  // CPU before disk: the router shares two cores with the broker, and compaction took a tenth of
+  // the router's CPU during a bulk import. Flushed files stay uncompressed and compaction starts
+  // at 8 level-0 files instead of 4 (each merge into the last level rewrites all of it; the
+  // bloom filters keep lookups of the extra files cheap); the last level gets LZ4, not ZSTD.
+  // Draining 1,000,000 pre-loaded referrals, two alternating pairs: RocksDB background CPU
+  // 4.77 / 4.50 s -> 2.56 / 2.52 s, router CPU 32 / 34 -> 29 / 30 ms per 1,000.
+  cf.compression = rocksdb::kNoCompression;
+  cf.bottommost_compression = rocksdb::kLZ4Compression;
+  cf.level0_file_num_compaction_trigger = 8;
   static_cast<void>(resources);
   return cf;
 }
