@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "services/service.h"
 
+#include <pthread.h>
+
 #include <array>
 #include <chrono>
 #include <filesystem>
@@ -1529,6 +1531,7 @@ absl::Status RunService(const ServiceConfig& config, const std::atomic<bool>& st
   std::atomic<bool> intake_failed{false};
   std::atomic<bool> stop_intake{false};
   std::thread intake_thread([&] {
+    pthread_setname_np(pthread_self(), "intake");  // as `top -H` shows it
     intake_result = intake.Run(stop_intake);
     if (!intake_result.ok()) {
       spdlog::error("intake stage stopped: {}", intake_result.ToString());

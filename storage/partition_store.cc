@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "storage/partition_store.h"
 
+#include <pthread.h>
 #include <sodium.h>
 
 #include <algorithm>
@@ -449,6 +450,7 @@ class PartitionStore::Impl {
     std::future<rocksdb::Status> done = job.get_future();
     if (!writer.joinable()) {
       writer = std::thread([this] {
+        pthread_setname_np(pthread_self(), "state-writer");  // as `top -H` shows it
         std::unique_lock<std::mutex> lock(writer_mutex);
         while (true) {
           writer_wake.wait(lock, [this] { return writer_stop || writer_job.valid(); });
