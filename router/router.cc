@@ -273,11 +273,10 @@ void Router::OnReferral(const v1::Envelope& event, DecisionBuffer& out) {
   // Fan out: one open need per distinct routed need; unknown or blank codes go to triage.
   auto route_one = [&](NeedIndex need_index, v1::Urgency urgency) {
     const std::string& key = ScratchKey(r.referral_id(), rules_->needs[need_index].code);
-    if (keys_.contains(key)) {
+    if (!keys_.try_emplace(key, next_id_).second) {
       return;  // the same need twice in one referral is one need
     }
     const std::uint64_t id = next_id_++;
-    keys_.emplace(key, id);
     OpenNeed& need = needs_[id];
     need.id = id;
     need.referral_id = r.referral_id();
