@@ -68,38 +68,47 @@ class GroupConsumerTest : public ::testing::Test {
     return consumer;
   }
 
-  // A member that holds the topic's partitions and keeps serving the group until `stop`.
-  std::thread Incumbent(std::atomic<bool>& stop, std::atomic<bool>& assigned) {
-    return std::thread([this, &stop, &assigned] {
+  // Starts a member that takes the topic's partitions and keeps serving the group until the
+  // test ends, and waits until it holds them.
+  void StartIncumbent() {
+    incumbent_ = std::thread([this] {
       GroupConsumer incumbent = Member(nullptr);
-      while (!stop) {
+      while (!stop_) {
         std::unique_ptr<RdKafka::Message> m(incumbent->consume(50));
         std::vector<RdKafka::TopicPartition*> held;
-        if (!assigned && incumbent->assignment(held) == RdKafka::ERR_NO_ERROR && !held.empty()) {
-          assigned = true;
+        if (!assigned_ && incumbent->assignment(held) == RdKafka::ERR_NO_ERROR && !held.empty()) {
+          assigned_ = true;
         }
         RdKafka::TopicPartition::destroy(held);
       }
       services::CloseGroupConsumer(incumbent);
     });
+    for (int i = 0; i < 300 && !assigned_; ++i) {
+      std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_TRUE(assigned_) << "the first member was not assigned in 30 s";
+  }
+
+  void TearDown() override {
+    stop_ = true;
+    if (incumbent_.joinable()) {
+      incumbent_.join();
+    }
   }
 
   services::KafkaProperties base_;
   std::string topic_;
   std::string group_;
+  std::thread incumbent_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> assigned_{false};
 };
 
 // One partition, which the incumbent keeps: the joiner's first (and only) assignment is empty,
 // and that counts.
 TEST_F(GroupConsumerTest, ClosingBeforeTheFirstAssignmentWaitsForIt) {
-  CreateTopic(1);
-  std::atomic<bool> stop{false};
-  std::atomic<bool> incumbent_assigned{false};
-  std::thread incumbent = Incumbent(stop, incumbent_assigned);
-  for (int i = 0; i < 300 && !incumbent_assigned; ++i) {
-    std::this_thread::sleep_for(100ms);
-  }
-  ASSERT_TRUE(incumbent_assigned) << "the first member was not assigned in 30 s";
+  ASSERT_NO_FATAL_FAILURE(CreateTopic(1));
+  ASSERT_NO_FATAL_FAILURE(StartIncumbent());
 
   Recorder owner;
   GroupConsumer joiner = Member(&owner, "joiner");  // static, like the router
@@ -109,19 +118,11 @@ TEST_F(GroupConsumerTest, ClosingBeforeTheFirstAssignmentWaitsForIt) {
   EXPECT_TRUE(closer.watch()->assigned_once())
       << "destroyed before its first assignment (which aborts librdkafka 2.0.2)";
   EXPECT_EQ(owner.calls, 0) << "the owner was called while its consumer was being closed";
-  stop = true;
-  incumbent.join();
 }
 
 TEST_F(GroupConsumerTest, MembersClosedAtRandomPointsOfTheirFirstRebalanceExitCleanly) {
-  CreateTopic(2);
-  std::atomic<bool> stop{false};
-  std::atomic<bool> incumbent_assigned{false};
-  std::thread incumbent = Incumbent(stop, incumbent_assigned);
-  for (int i = 0; i < 300 && !incumbent_assigned; ++i) {
-    std::this_thread::sleep_for(100ms);
-  }
-  ASSERT_TRUE(incumbent_assigned) << "the first member was not assigned in 30 s";
+  ASSERT_NO_FATAL_FAILURE(CreateTopic(2));
+  ASSERT_NO_FATAL_FAILURE(StartIncumbent());
 
   std::mt19937 rng(static_cast<unsigned>(getpid()));
   // A join takes about 0.9 s here (the incumbent notices the rebalance at its next heartbeat),
@@ -138,8 +139,6 @@ TEST_F(GroupConsumerTest, MembersClosedAtRandomPointsOfTheirFirstRebalanceExitCl
     services::CloseGroupConsumer(joiner);
     EXPECT_TRUE(closer.watch()->assigned_once()) << "round " << round;
   }
-  stop = true;
-  incumbent.join();
 }
 
 }  // namespace
