@@ -390,10 +390,8 @@ absl::StatusOr<GroupConsumer> MakeConsumer(
   SIGNPOST_ASSIGN_OR_RETURN(auto conf, MakeClientConf(props));
   // Closing before the first assignment waits up to a session for it (see group_consumer.h):
   // a dead static member holds a rebalance up that long.
-  int session_ms = 10'000;
-  if (!absl::SimpleAtoi(props.at("session.timeout.ms"), &session_ms)) {
-    return absl::InvalidArgumentError("kafka.session.timeout.ms: not a number");
-  }
+  int session_ms = 10'000;  // librdkafka has checked the property is a number
+  static_cast<void>(absl::SimpleAtoi(props.at("session.timeout.ms"), &session_ms));
   std::string error;
   GroupConsumer consumer = CreateGroupConsumer(
       *conf, rebalance, std::chrono::milliseconds(session_ms) + std::chrono::seconds(5), error);

@@ -4,7 +4,7 @@
 // librdkafka before 2.3 aborts the process (`rd_kafka_sticky_assignor_state_destroy: Assertion
 // 'assignor_state' failed`, confluentinc/librdkafka#4312) when a cooperative-sticky consumer is
 // destroyed after its group chose the assignor but before its first assignment arrived: a router
-// stopped during its first rebalance died with SIGABRT instead of exiting 0. A GroupConsumer
+// stopped soon after joining its group died with SIGABRT instead of exiting 0. A GroupConsumer
 // watches the rebalance callbacks; when it is closed before its first assignment it keeps
 // serving the group until that assignment arrives (bounded), and if it never does it closes the
 // consumer but does not destroy the handle (the process is about to exit, or the stage replaces
