@@ -663,12 +663,36 @@ struct Gateway::Impl {
          "pod_response", std::move(answer));
   }
 
-  // GET on the router's query API; its answer is passed back as it is.
+  // GET on the router's query API; its answer is passed back as it is, except that a redirect
+  // to the instance owning the referral's partition (an address inside the deployment, which the
+  // caller may not reach) is followed once. A second redirect means ownership moved between the
+  // two lookups (a rebalance): 503 with Retry-After, for the caller to ask again.
   void Forward(const std::string& target, http::Respond answer) {
-    const std::size_t colon = config.router_url.rfind(':');
-    if (config.router_url.empty() || colon == std::string::npos) {
+    if (config.router_url.empty() || config.router_url.find(':') == std::string::npos) {
       return answer(http::Problem(503, "Service Unavailable", "no router_url is configured"));
     }
+    Get(config.router_url, target, /*redirects=*/1, std::move(answer));
+  }
+
+  // "http://host:port/path" -> {"host:port", "/path"}; false for anything else.
+  static bool SplitLocation(std::string_view location, std::string& host_port,
+                            std::string& target) {
+    constexpr std::string_view kScheme = "http://";
+    if (location.substr(0, kScheme.size()) != kScheme) return false;
+    location.remove_prefix(kScheme.size());
+    const std::size_t slash = location.find('/');
+    if (slash == std::string_view::npos || location.substr(0, slash).find(':') ==
+                                               std::string_view::npos) {
+      return false;
+    }
+    host_port = std::string(location.substr(0, slash));
+    target = std::string(location.substr(slash));
+    return true;
+  }
+
+  void Get(const std::string& host_port, const std::string& target, int redirects,
+           http::Respond answer) {
+    const std::size_t colon = host_port.rfind(':');
     struct Call {
       explicit Call(asio::io_context& io) : resolver(io), stream(io) {}
       asio::ip::tcp::resolver resolver;
@@ -684,25 +708,40 @@ struct Gateway::Impl {
     auto call = std::make_shared<Call>(client_io);
     call->answer = std::move(answer);
     call->req = {bhttp::verb::get, target, 11};
-    call->req.set(bhttp::field::host, config.router_url);
+    call->req.set(bhttp::field::host, host_port);
+    auto done = [this, call, redirects] {
+      const int status = static_cast<int>(call->res.result_int());
+      std::string host;
+      std::string next;
+      if ((status == 307 || status == 308) &&
+          SplitLocation(std::string(call->res[bhttp::field::location]), host, next)) {
+        if (redirects > 0) {
+          return Get(host, next, redirects - 1, std::move(call->answer));
+        }
+        http::Reply busy = http::Problem(503, "Service Unavailable",
+                                         "the referral's owner is changing (a rebalance); retry");
+        busy.headers.emplace_back("Retry-After", "1");
+        return call->answer(std::move(busy));
+      }
+      call->answer({status, std::string(call->res[bhttp::field::content_type]),
+                    std::move(call->res.body()), {}});
+    };
     call->resolver.async_resolve(
-        config.router_url.substr(0, colon), config.router_url.substr(colon + 1),
-        [call](beast::error_code ec, asio::ip::tcp::resolver::results_type results) {
+        host_port.substr(0, colon), host_port.substr(colon + 1),
+        [call, done](beast::error_code ec, asio::ip::tcp::resolver::results_type results) {
           if (ec) return call->Fail();
           call->stream.expires_after(std::chrono::seconds(3));
-          call->stream.async_connect(results, [call](beast::error_code ec, auto) {
+          call->stream.async_connect(results, [call, done](beast::error_code ec, auto) {
             if (ec) return call->Fail();
-            bhttp::async_write(call->stream, call->req, [call](beast::error_code ec, std::size_t) {
-              if (ec) return call->Fail();
-              bhttp::async_read(call->stream, call->buffer, call->res,
-                                [call](beast::error_code ec, std::size_t) {
-                                  if (ec) return call->Fail();
-                                  call->answer({static_cast<int>(call->res.result_int()),
-                                                std::string(call->res[bhttp::field::content_type]),
-                                                std::move(call->res.body()),
-                                                {}});
-                                });
-            });
+            bhttp::async_write(call->stream, call->req,
+                               [call, done](beast::error_code ec, std::size_t) {
+                                 if (ec) return call->Fail();
+                                 bhttp::async_read(call->stream, call->buffer, call->res,
+                                                   [call, done](beast::error_code ec, std::size_t) {
+                                                     if (ec) return call->Fail();
+                                                     done();
+                                                   });
+                               });
           });
         });
   }

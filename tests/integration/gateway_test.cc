@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -349,6 +350,54 @@ TEST_F(GatewayTest, StatusIsForwardedToTheRouter) {
   EXPECT_EQ(Call(port, "GET", "/v1/referrals/abc", "", {}).status, 401);
   router->reset();
   EXPECT_EQ(Call(port, "GET", "/v1/referrals/abc", "", {{"Authorization", kReader}}).status, 502);
+}
+
+// Behind the router's headless Service the gateway reaches any instance; one that does not own
+// the referral answers 307 with the owner's address inside the deployment, which an integrator
+// outside it cannot reach. The gateway follows that redirect once and answers with the owner's
+// reply; a second redirect (ownership moving) is a 503 to retry, never a Location leaked out.
+TEST_F(GatewayTest, StatusFollowsTheRoutersRedirectToTheOwner) {
+  auto stand_in = [](std::function<services::http::Reply(const services::http::Request&)> f) {
+    return services::http::Server::Start(
+        "127.0.0.1:0", {}, [f](services::http::Request req, services::http::Respond respond) {
+          respond(f(req));
+        });
+  };
+  absl::StatusOr<std::unique_ptr<services::http::Server>> owner =
+      stand_in([](const services::http::Request& req) -> services::http::Reply {
+        return {200, "application/json", json{{"owner_asked", req.target}}.dump(), {}};
+      });
+  ASSERT_TRUE(owner.ok());
+  const std::string owner_url = absl::StrCat("http://127.0.0.1:", (*owner)->port());
+  std::atomic<int> asked{0};
+  std::atomic<int> other_port{0};
+  absl::StatusOr<std::unique_ptr<services::http::Server>> other =
+      stand_in([&](const services::http::Request& req) -> services::http::Reply {
+        ++asked;
+        // "loop" redirects to this same stand-in: ownership that keeps moving.
+        const std::string to = req.target == "/v1/referrals/loop"
+                                   ? absl::StrCat("http://127.0.0.1:", other_port.load())
+                                   : owner_url;
+        return {307, "application/json", "{}", {{"Location", to + req.target}}};
+      });
+  ASSERT_TRUE(other.ok());
+  other_port = (*other)->port();
+  gw::GatewayConfig c = Config(base_.at("bootstrap.servers"), topic_);
+  c.router_url = absl::StrCat("127.0.0.1:", (*other)->port());
+  absl::StatusOr<std::unique_ptr<gw::Gateway>> g = gw::Gateway::Start(c);
+  ASSERT_TRUE(g.ok());
+  const int port = (*g)->port();
+
+  const Answer a = Call(port, "GET", "/v1/referrals/abc", "", {{"Authorization", kReader}});
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(a.Json()["owner_asked"], "/v1/referrals/abc");
+  EXPECT_EQ(asked.load(), 1);
+
+  const Answer loop = Call(port, "GET", "/v1/referrals/loop", "", {{"Authorization", kReader}});
+  EXPECT_EQ(loop.status, 503);
+  EXPECT_EQ(loop.Header("Retry-After"), "1");
+  EXPECT_EQ(loop.Header("Location"), "");
+  EXPECT_EQ(asked.load(), 3) << "the first answer and one redirect followed";
 }
 
 // The broker is killed mid-stream and restarted. While it is down the gateway answers 503
