@@ -129,6 +129,11 @@ TEST_F(PartitionStoreTest, MatchesAnInMemoryModelOverRandomOperations) {
           v1::ClientRecord& record = store->Clients().Mutable(client);
           record.set_referral_count(record.referral_count() + 1);
           record.set_last_contact_ms(op);
+          if (rng() % 3 == 0) {
+            // Records of different sizes, so one evicted and reused for another would show.
+            record.add_referral_ids("r" + std::to_string(op));
+            record.add_history()->set_pod_id("pod-" + std::to_string(op % 7));
+          }
           clients[client] = record.SerializeAsString();
           break;
         }
@@ -210,6 +215,59 @@ TEST_F(PartitionStoreTest, PrefetchCachesStoredRecordsAndAbsencesInOneRead) {
   store->Prefetch(clients, referrals);
   EXPECT_EQ(store->Clients().Find("c1")->referral_count(), 4u);
   EXPECT_TRUE(store->ReadStatus().ok());
+}
+
+// The cache keeps evicted entries to parse later records into; nothing of a record evicted
+// before may show in the record, or the absence, of the client its entry is reused for.
+TEST_F(PartitionStoreTest, EvictedEntriesReusedForOtherClientsCarryNothingOver) {
+  auto store = Open(/*cached_clients=*/16);
+  std::map<std::string, std::string> expected;
+  for (int c = 0; c < 200; ++c) {
+    const std::string client = "c" + std::to_string(c);
+    v1::ClientRecord& record = store->Clients().Mutable(client);
+    record.set_referral_count(static_cast<std::uint32_t>(c));
+    for (int i = 0; i < c % 9; ++i) {
+      record.add_referral_ids(client + "-r" + std::to_string(i));
+      v1::ClientHistoryEntry* h = record.add_history();
+      h->set_pod_id("pod-" + std::to_string(i));
+      h->set_at_ms(c * 100 + i);
+    }
+    store->Clients().PutReferral(client + "-r0", client);
+    expected[client] = record.SerializeAsString();
+    if (c % 10 == 9) {
+      ASSERT_TRUE(store->Commit(nullptr, Offset(c)).ok());  // evicts down to 16
+    }
+  }
+  ASSERT_TRUE(store->Commit(nullptr, Offset(200)).ok());
+  for (int pass = 0; pass < 2; ++pass) {  // the second pass reads into reused entries
+    for (int c = 199; c >= 0; --c) {
+      const std::string client = "c" + std::to_string(c);
+      const v1::ClientRecord* found = store->Clients().Find(client);
+      ASSERT_NE(found, nullptr) << client;
+      EXPECT_EQ(found->SerializeAsString(), expected[client]) << client;
+      const std::string* owner = store->Clients().FindReferral(client + "-r0");
+      ASSERT_NE(owner, nullptr);
+      EXPECT_EQ(*owner, client);
+      if (c % 20 == 0) {
+        ASSERT_TRUE(store->Commit(nullptr, Offset(201 + pass * 200 + (199 - c))).ok());
+      }
+    }
+  }
+  // Absent clients and referrals, read into entries that held records.
+  for (int c = 0; c < 200; ++c) {
+    EXPECT_EQ(store->Clients().Find("absent-" + std::to_string(c)), nullptr);
+    EXPECT_EQ(store->Clients().FindReferral("absent-" + std::to_string(c)), nullptr);
+    if (c % 20 == 0) {
+      ASSERT_TRUE(store->Commit(nullptr, Offset(601 + c)).ok());
+    }
+  }
+  // A new client made from a reused entry holds its ref and nothing else.
+  ASSERT_TRUE(store->Commit(nullptr, Offset(1000)).ok());
+  const v1::ClientRecord& fresh = store->Clients().Mutable("new-client");
+  v1::ClientRecord want;
+  want.set_client_ref("new-client");
+  EXPECT_EQ(fresh.SerializeAsString(), want.SerializeAsString());
+  EXPECT_LE(store->CachedClientsForTest(), 17u);
 }
 
 TEST_F(PartitionStoreTest, ChangesMadeWhileAnAsyncWriteIsInFlightGoIntoTheNextCommit) {
