@@ -3,6 +3,7 @@
 //   signpost topics   create Signpost's topics
 //   signpost load     publish a spring-2020-shaped surge and a bulk shielding-list import
 //   signpost summary  read the committed decisions and print what happened
+//   signpost rules apply / pod / erase   publish an operator's control event (services/control.h)
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -13,6 +14,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "librdkafka/rdkafkacpp.h"
+#include "services/control.h"
 #include "services/kafka/client_config.h"
 #include "services/kafka/topics.h"
 #include "services/kafka/txn_producer.h"
@@ -362,6 +364,28 @@ int Summary(const std::string& bootstrap, const std::string& topic, int expect, 
   return static_cast<int>(decided.size()) == expect ? 0 : 1;
 }
 
+// Publishes a control event (or prints why it could not be built) and says where it went.
+int Control(const KafkaProperties& kafka, const std::string& topic,
+            const absl::StatusOr<signpost::v1::Envelope>& event) {
+  if (!event.ok()) {
+    std::cerr << "signpost: " << event.status().message() << " (nothing was published)\n";
+    return 2;
+  }
+  const absl::StatusOr<signpost::services::Published> at =
+      signpost::services::PublishControl(kafka, topic, *event);
+  if (!at.ok()) {
+    const bool sent = at.status().code() != absl::StatusCode::kInvalidArgument &&
+                      at.status().code() != absl::StatusCode::kNotFound;
+    std::cerr << "signpost: " << at.status().message()
+              << (sent ? " (it may still have been published; repeating it is harmless)\n"
+                       : " (nothing was published)\n");
+    return sent ? 1 : 2;
+  }
+  std::cout << "published " << event->event_id() << " to " << topic << " partition "
+            << at->partition << " offset " << at->offset << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -412,7 +436,60 @@ int main(int argc, char** argv) {
   copy->add_option("--to", copy_to)->required();
   copy->add_option("--count", copy_count)->required();
   copy->add_option("--batch", copy_batch);
+
+  // Operator control events, published to the intake topic like any input.
+  std::vector<std::string> kafka_settings;
+  app.add_option("-X,--kafka", kafka_settings,
+                 "a librdkafka property for the control commands, e.g. -X security.protocol=SSL");
+  std::string domain;
+  std::string control_topic = signpost::services::kIntakeTopic;
+  auto* rules = app.add_subcommand("rules", "rules of a routing domain");
+  rules->require_subcommand(1);
+  std::string rules_file;
+  auto* rules_apply = rules->add_subcommand(
+      "apply", "check a rules file with the router's loader, then publish it as a rules change");
+  rules_apply->add_option("file", rules_file, "the rules file (YAML)")->required();
+  rules_apply->add_option("--domain", domain, "the routing domain (default: the only one)");
+  rules_apply->add_option("--topic", control_topic, "the intake topic");
+  signpost::services::PodChange pod_change;
+  auto* pod = app.add_subcommand("pod", "change a pod at run time: status, capacity, daily intake");
+  pod->add_option("id", pod_change.pod_id, "the pod's id")->required();
+  pod->add_option("--status", pod_change.status, "open, paused or closed")
+      ->check(CLI::IsMember({"open", "paused", "closed"}));
+  pod->add_option("--capacity", pod_change.capacity, "open referrals at once (cost units)");
+  pod->add_option("--daily-intake", pod_change.daily_intake, "new referrals per day");
+  pod->add_option("--domain", pod_change.domain, "the pod's domain (default: found by pod id)");
+  pod->add_option("--topic", control_topic, "the intake topic");
+  std::string client_ref;
+  std::string basis = "uk-gdpr-art17";
+  auto* erase = app.add_subcommand("erase", "erase a client everywhere (their record and key)");
+  erase->add_option("client_ref", client_ref, "the pseudonymous client ref")->required();
+  erase->add_option("--basis", basis, "the legal basis, recorded with the request");
+  erase->add_option("--domain", domain, "one routing domain (default: every domain)");
+  erase->add_option("--topic", control_topic, "the intake topic");
   CLI11_PARSE(app, argc, argv);
+
+  if (rules->parsed() || pod->parsed() || erase->parsed()) {
+    KafkaProperties kafka = {{"bootstrap.servers", bootstrap}};
+    for (const std::string& setting : kafka_settings) {
+      const std::size_t eq = setting.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::cerr << "signpost: -X " << setting << ": expected property=value\n";
+        return 2;
+      }
+      kafka[setting.substr(0, eq)] = setting.substr(eq + 1);
+    }
+    const std::int64_t now = WallMs();
+    if (rules->parsed()) {
+      return Control(kafka, control_topic,
+                     signpost::services::RulesChangeEvent(rules_file, domain, now));
+    }
+    if (pod->parsed()) {
+      return Control(kafka, control_topic, signpost::services::PodChangeEvent(pod_change, now));
+    }
+    return Control(kafka, control_topic,
+                   signpost::services::ErasureEvent(client_ref, basis, domain, now));
+  }
 
   if (copy->parsed()) {
     return Copy(bootstrap, copy_from, copy_to, copy_count, copy_batch);
