@@ -15,6 +15,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "services/gateway/config.h"
+#include "services/gateway/gateway.h"
 #include "tests/testing/kafka_test_env.h"
 #include "tests/testing/router_harness.h"
 
@@ -69,6 +71,35 @@ TEST(RouterQueryTest, TheInstanceThatDoesNotOwnTheReferralRedirectsToTheOneThatD
     EXPECT_EQ(followed.substr(0, 3), "200") << followed;
     EXPECT_NE(followed.find(absl::StrCat("\"", id, "\"")), std::string::npos) << followed;
   }
+  // Through the gateway, pointed at the instance that does not own the referral (as behind the
+  // chart's headless Service it may be): it follows the redirect and answers with the owner's 200.
+  {
+    namespace gw = services::gateway;
+    gw::GatewayConfig c;
+    c.listen = "127.0.0.1:0";
+    c.intake_topic = topics.intake;
+    c.kafka = {{"bootstrap.servers", bootstrap}};
+    c.pseudonym_key = std::string(64, '0');
+    c.concept_map_file = SIGNPOST_SOURCE_DIR "/examples/gateway/concept-map.yaml";
+    c.integrators_file = SIGNPOST_SOURCE_DIR "/examples/gateway/integrators.yaml";
+    std::ifstream in(c.integrators_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    c.integrators = *gw::ParseIntegrators(text.str(), "integrators.yaml");
+    int other = -1;
+    for (int i = 0; i < 2; ++i) {
+      if (HttpGet(ports[i], "/v1/referrals/r7").rfind("307", 0) == 0) other = i;
+    }
+    ASSERT_NE(other, -1);
+    c.router_url = absl::StrCat("127.0.0.1:", ports[other]);
+    absl::StatusOr<std::unique_ptr<gw::Gateway>> gateway = gw::Gateway::Start(c);
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    const std::string via = HttpGet((*gateway)->port(), "/v1/referrals/r7", nullptr,
+                                    "Bearer demo-read-token");
+    EXPECT_EQ(via.substr(0, 3), "200") << via;
+    EXPECT_NE(via.find("\"r7\""), std::string::npos) << via;
+  }
+
   // A referral nobody has: the owner says 404, the other still redirects to it.
   std::string location;
   const std::string a = HttpGet(ports[0], "/v1/referrals/nobody", &location);

@@ -159,7 +159,8 @@ pid_t SpawnRouter(const std::string& binary, const std::string& rules_file,
   return pid;
 }
 
-std::string HttpGet(int port, const std::string& target, std::string* location) {
+std::string HttpGet(int port, const std::string& target, std::string* location,
+                    const std::string& authorization) {
   namespace beast = boost::beast;
   boost::asio::io_context io;
   boost::asio::ip::tcp::socket socket(io);
@@ -171,6 +172,9 @@ std::string HttpGet(int port, const std::string& target, std::string* location) 
   }
   beast::http::request<beast::http::empty_body> request{beast::http::verb::get, target, 11};
   request.set(beast::http::field::host, "127.0.0.1");
+  if (!authorization.empty()) {
+    request.set(beast::http::field::authorization, authorization);
+  }
   beast::http::write(socket, request, ec);
   beast::flat_buffer buffer;
   beast::http::response<beast::http::string_body> response;

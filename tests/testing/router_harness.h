@@ -24,9 +24,10 @@ struct LogRecord {
 };
 
 // GET http://127.0.0.1:<port><target>: "<status> <body>", or "" when nothing answered;
-// `location` (if given) receives the Location header.
+// `location` (if given) receives the Location header; `authorization`, if not empty, is sent.
 [[nodiscard]] std::string HttpGet(int port, const std::string& target,
-                                  std::string* location = nullptr);
+                                  std::string* location = nullptr,
+                                  const std::string& authorization = "");
 // A port nothing listens on right now.
 [[nodiscard]] int FreePort();
 
