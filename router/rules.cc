@@ -364,8 +364,8 @@ absl::Status ReadPod(const Reader& r, const YAML::Node& node, const std::string&
   if (node["status"]) {
     const std::string spath = Reader::Join(path, "status");
     SIGNPOST_ASSIGN_OR_RETURN(std::string status, r.String(node["status"], spath));
-    const v1::PodStatus* s = Lookup(kStatuses, status);
-    if (s == nullptr) {
+    const std::optional<v1::PodStatus> s = PodStatusByName(status);
+    if (!s.has_value()) {
       return r.Error(node["status"], spath, "must be open, paused or closed");
     }
     pod.status = *s;
@@ -548,6 +548,11 @@ const NeedIndex* Rules::FindNeed(std::string_view code) const {
 const PodIndex* Rules::FindPod(std::string_view id) const {
   auto it = pod_index.find(AbslView(id));
   return it == pod_index.end() ? nullptr : &it->second;
+}
+
+std::optional<v1::PodStatus> PodStatusByName(std::string_view name) {
+  const v1::PodStatus* s = Lookup(kStatuses, name);
+  return s != nullptr ? std::optional<v1::PodStatus>(*s) : std::nullopt;
 }
 
 absl::StatusOr<std::int64_t> ParseDuration(std::string_view text) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -111,6 +112,9 @@ struct Rules {
 // problem found; unknown keys are errors, so typos do not pass silently.
 [[nodiscard]] absl::StatusOr<std::shared_ptr<const Rules>> LoadRules(std::string_view yaml,
                                                                      std::string_view source);
+
+// A pod status as the rules file writes it ("open", "paused", "closed"); nullopt otherwise.
+[[nodiscard]] std::optional<v1::PodStatus> PodStatusByName(std::string_view name);
 
 // Parses "90s", "30m", "4h", "2d" into milliseconds. Returns kInvalidArgument otherwise.
 [[nodiscard]] absl::StatusOr<std::int64_t> ParseDuration(std::string_view text);

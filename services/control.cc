@@ -72,15 +72,13 @@ absl::StatusOr<v1::Envelope> PodChangeEvent(const PodChange& change, std::int64_
     return absl::InvalidArgumentError("pod id must be 1-128 bytes");
   }
   v1::PodStatus status = v1::POD_STATUS_UNSPECIFIED;
-  if (change.status == "open") {
-    status = v1::POD_STATUS_OPEN;
-  } else if (change.status == "paused") {
-    status = v1::POD_STATUS_PAUSED;
-  } else if (change.status == "closed") {
-    status = v1::POD_STATUS_CLOSED;
-  } else if (!change.status.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("status must be open, paused or closed, not \"", change.status, "\""));
+  if (!change.status.empty()) {
+    const std::optional<v1::PodStatus> named = router::PodStatusByName(change.status);
+    if (!named.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("status must be open, paused or closed, not \"", change.status, "\""));
+    }
+    status = *named;
   }
   if (status == v1::POD_STATUS_UNSPECIFIED && !change.capacity.has_value() &&
       !change.daily_intake.has_value()) {

@@ -133,6 +133,14 @@ TEST(RulesTest, ParsesDurations) {
   EXPECT_FALSE(ParseDuration("1w").ok());
 }
 
+TEST(RulesTest, PodStatusNamesAreTheRulesFiles) {
+  EXPECT_EQ(PodStatusByName("open"), v1::POD_STATUS_OPEN);
+  EXPECT_EQ(PodStatusByName("paused"), v1::POD_STATUS_PAUSED);
+  EXPECT_EQ(PodStatusByName("closed"), v1::POD_STATUS_CLOSED);
+  EXPECT_EQ(PodStatusByName("Paused"), std::nullopt);
+  EXPECT_EQ(PodStatusByName(""), std::nullopt);
+}
+
 TEST(RulesTest, CoverageSpecificity) {
   Coverage c;
   c.exact = {"BA1", "BA2"};
