@@ -216,38 +216,29 @@ class CachedTable {
  private:
   // A new entry for `key` holding `stored` (parsed), or absent when `stored` is nullopt;
   // nullptr, and no entry, when the stored bytes do not parse.
+  // Only called on a miss, so the key is new to the map.
   Entry* Insert(std::string_view key, std::optional<rocksdb::Slice> stored) {
-    Entry* entry = nullptr;
-    if (!free_.empty()) {
-      typename Map::node_type& node = free_.back();
-      Entry& reused = node.mapped();
-      if (!Fill(reused, stored)) {
-        return nullptr;  // the node stays free
-      }
-      node.key().assign(key.data(), key.size());
-      reused.key.assign(key.data(), key.size());
-      auto result = entries_.insert(std::move(node));
-      if (!result.inserted) {  // not reached: Insert follows a miss
-        node = std::move(result.node);
-        return &result.position->second;
-      }
-      entry = &result.position->second;
+    typename Map::iterator it;
+    if (free_.empty()) {
+      it = entries_.try_emplace(absl::string_view(key.data(), key.size())).first;
+      lru_.push_back(&it->second);
+    } else {  // an evicted entry, with its list node
+      free_.back().key().assign(key.data(), key.size());
+      it = entries_.insert(std::move(free_.back())).position;
       free_.pop_back();
       lru_.splice(lru_.end(), free_lru_, free_lru_.begin());
-      entry->lru = std::prev(lru_.end());
-      *entry->lru = entry;
-    } else {
-      auto [it, inserted] = entries_.try_emplace(absl::string_view(key.data(), key.size()));
-      if (!Fill(it->second, stored)) {
-        entries_.erase(it);
-        return nullptr;
-      }
-      entry = &it->second;
-      entry->key = it->first;
-      entry->lru = lru_.insert(lru_.end(), entry);
+      lru_.back() = &it->second;
     }
-    entry->dirty = false;
-    return entry;
+    Entry& entry = it->second;
+    entry.lru = std::prev(lru_.end());
+    if (!Fill(entry, stored)) {
+      lru_.erase(entry.lru);
+      entries_.erase(it);
+      return nullptr;
+    }
+    entry.key = it->first;
+    entry.dirty = false;
+    return &entry;
   }
   // `entry`'s value and existence from `stored`; false when the bytes do not parse.
   static bool Fill(Entry& entry, const std::optional<rocksdb::Slice>& stored) {
