@@ -11,6 +11,8 @@
 #include <random>
 #include <set>
 
+#include <sys/resource.h>
+
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "librdkafka/rdkafkacpp.h"
@@ -211,6 +213,14 @@ bool AssignAtEnd(RdKafka::KafkaConsumer& consumer, const std::string& topic) {
   return ok;
 }
 
+// User + system CPU of this process so far, all threads (librdkafka's included).
+std::int64_t ProcessCpuMicros() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000LL + usage.ru_utime.tv_usec +
+         usage.ru_stime.tv_usec;
+}
+
 // The ceiling the router is measured against: a transactional consume -> produce copy of
 // `count` records from `from` to `to`, batched like the router (up to `batch` records or 100 ms a
 // transaction), with no routing. Prints records/s.
@@ -225,6 +235,7 @@ int Copy(const std::string& bootstrap, const std::string& from, const std::strin
   }
   int copied = 0;
   std::chrono::steady_clock::time_point started;
+  std::int64_t cpu_started_us = 0;
   while (copied < count) {
     std::map<int, std::int64_t> next;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
@@ -237,6 +248,7 @@ int Copy(const std::string& bootstrap, const std::string& from, const std::strin
       }
       if (copied == 0 && in_batch == 0) {
         started = std::chrono::steady_clock::now();
+        cpu_started_us = ProcessCpuMicros();
       }
       if (!(*producer)->Begin().ok() ||
           !(*producer)
@@ -266,9 +278,11 @@ int Copy(const std::string& bootstrap, const std::string& from, const std::strin
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const std::int64_t cpu_us = ProcessCpuMicros() - cpu_started_us;
   consumer->close();
   std::cout << "copy: " << copied << " records in " << seconds << " s = "
-            << static_cast<std::int64_t>(copied / seconds) << " records/s\n";
+            << static_cast<std::int64_t>(copied / seconds) << " records/s, CPU "
+            << cpu_us / std::max(1, copied / 1000) / 1000 << " ms per 1,000\n";
   return 0;
 }
 
