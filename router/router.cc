@@ -84,19 +84,22 @@ Router::Router(std::shared_ptr<const Rules> rules, ClientStore& clients)
   pod_waiting_.resize(rules_->pods.size());
 }
 
-std::string Router::Key(std::string_view referral_id, std::string_view need_code) {
-  std::string key;
-  key.reserve(referral_id.size() + need_code.size() + 1);
-  key.append(referral_id).push_back('\x1f');
-  key.append(need_code);
-  return key;
+std::optional<std::uint64_t> Router::FindNeed(std::string_view referral_id,
+                                              std::string_view need_code) const {
+  return keys_.Find(referral_id, need_code, [&](std::uint64_t id) {
+    auto it = needs_.find(id);
+    return it != needs_.end() && it->second.referral_id == referral_id &&
+           NeedCode(it->second) == need_code;
+  });
 }
 
-const std::string& Router::ScratchKey(std::string_view referral_id, std::string_view need_code) {
-  key_scratch_.assign(referral_id);
-  key_scratch_.push_back('\x1f');
-  key_scratch_.append(need_code);
-  return key_scratch_;
+bool Router::IndexNeed(std::uint64_t id, std::string_view referral_id,
+                       std::string_view need_code) {
+  return keys_.Insert(referral_id, need_code, id, [&](std::uint64_t other) {
+    auto it = needs_.find(other);
+    return it != needs_.end() && it->second.referral_id == referral_id &&
+           NeedCode(it->second) == need_code;
+  });
 }
 
 // Pods take their values from the rules; a previous runtime (same pod id) keeps its live
@@ -272,8 +275,7 @@ void Router::OnReferral(const v1::Envelope& event, DecisionBuffer& out) {
 
   // Fan out: one open need per distinct routed need; unknown or blank codes go to triage.
   auto route_one = [&](NeedIndex need_index, v1::Urgency urgency) {
-    const std::string& key = ScratchKey(r.referral_id(), rules_->needs[need_index].code);
-    if (!keys_.try_emplace(key, next_id_).second) {
+    if (!IndexNeed(next_id_, r.referral_id(), rules_->needs[need_index].code)) {
       return;  // the same need twice in one referral is one need
     }
     const std::uint64_t id = next_id_++;
@@ -616,7 +618,7 @@ void Router::Close(std::uint64_t id) {
     Dequeue(need);
   }
   RemoveClientOpen(need);
-  keys_.erase(ScratchKey(need.referral_id, rules_->needs[need.need].code));
+  keys_.Erase(need.referral_id, NeedCode(need), id);
   needs_.erase(it);
 }
 
@@ -676,14 +678,14 @@ void Router::DrainAll(DecisionBuffer& out) {
 
 void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
   const v1::PodResponse& r = event.pod_response();
-  auto key_it = keys_.find(ScratchKey(r.referral_id(), r.need_code()));
-  if (key_it == keys_.end()) {
+  const std::optional<std::uint64_t> id = FindNeed(r.referral_id(), r.need_code());
+  if (!id.has_value()) {
     const bool known = clients_.FindReferral(r.referral_id()) != nullptr;
     Reject(known ? v1::REJECT_REASON_INVALID_TRANSITION : v1::REJECT_REASON_UNKNOWN_REFERRAL,
            r.referral_id(), known ? "need is not open" : "unknown referral", out);
     return;
   }
-  OpenNeed& need = needs_.find(key_it->second)->second;
+  OpenNeed& need = needs_.find(*id)->second;
   const bool holds = need.state == v1::NEED_STATE_OFFERED || need.state == v1::NEED_STATE_ACCEPTED;
   const bool from_holder = holds && rules_->pods[need.pod].id == r.pod_id();
   switch (r.response_case()) {
@@ -850,7 +852,12 @@ void Router::OnRulesChanged(const v1::Envelope& event, DecisionBuffer& out) {
       }
     }
     ++need.generation;
-    keys_[Key(need.referral_id, rules_->needs[need.need].code)] = id;
+    if (!IndexNeed(id, need.referral_id, NeedCode(need))) {
+      // Two needs of one referral now share a code (both fell back to triage): the later one
+      // is indexed, as it always was.
+      keys_.Erase(need.referral_id, NeedCode(need), *FindNeed(need.referral_id, NeedCode(need)));
+      IndexNeed(id, need.referral_id, NeedCode(need));
+    }
   }
   queues_.assign(rules_->needs.size(), {});
   RebuildDerived();
@@ -917,9 +924,8 @@ void Router::OnErasure(const v1::Envelope& event, DecisionBuffer& out) {
   if (record != nullptr) {
     scratch_ids_.clear();
     for (const v1::ClientOpenNeed& open : record->open()) {
-      auto it = keys_.find(Key(open.referral_id(), open.need_code()));
-      if (it != keys_.end()) {
-        scratch_ids_.push_back(it->second);
+      if (const std::optional<std::uint64_t> id = FindNeed(open.referral_id(), open.need_code())) {
+        scratch_ids_.push_back(*id);
       }
     }
     std::sort(scratch_ids_.begin(), scratch_ids_.end());
@@ -1345,8 +1351,10 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Restore(const v1::RouterSnapshot
     if (need.state == v1::NEED_STATE_QUEUED && need.step >= targets) {
       return absl::DataLossError(absl::StrCat("need ", n.id(), " waits at a missing step"));
     }
-    r.keys_.emplace(Key(need.referral_id, n.need_code()), need.id);
-    r.needs_.emplace(need.id, std::move(need));
+    const std::uint64_t id = need.id;
+    const std::string& referral_id =
+        r.needs_.emplace(id, std::move(need)).first->second.referral_id;
+    r.IndexNeed(id, referral_id, n.need_code());
   }
   r.RebuildDerived();
   r.changed_needs_.clear();

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 #include "router/base/strong_id.h"
 #include "router/client_store.h"
 #include "router/local_time.h"
+#include "router/need_keys.h"
 #include "router/rules.h"
 #include "signpost/v1/envelope.pb.h"
 #include "signpost/v1/state.pb.h"
@@ -241,10 +243,11 @@ class Router {
   [[nodiscard]] std::string_view NeedCode(const OpenNeed& need) const {
     return rules_->needs[need.need].code;
   }
-  [[nodiscard]] static std::string Key(std::string_view referral_id, std::string_view need_code);
-  // The same key in a buffer reused by every call, for lookups that allocate nothing.
-  [[nodiscard]] const std::string& ScratchKey(std::string_view referral_id,
-                                              std::string_view need_code);
+  // The open need of (referral id, need code), if any.
+  [[nodiscard]] std::optional<std::uint64_t> FindNeed(std::string_view referral_id,
+                                                      std::string_view need_code) const;
+  // Indexes need `id` under its (referral id, need code); false if that pair is open already.
+  bool IndexNeed(std::uint64_t id, std::string_view referral_id, std::string_view need_code);
   void ResetPods(const std::vector<PodState>* previous, const Rules* previous_rules);
   void SnapshotHeader(v1::RouterSnapshot& s) const;
   void SnapshotNeed(const OpenNeed& need, v1::OpenNeedSnapshot& n) const;
@@ -264,7 +267,7 @@ class Router {
 
   std::vector<PodState> pods_;  // by PodIndex
   absl::node_hash_map<std::uint64_t, OpenNeed> needs_;
-  absl::flat_hash_map<std::string, std::uint64_t> keys_;  // referral id + need code -> id
+  NeedKeys keys_;  // (referral id, need code) -> id
   std::vector<absl::btree_set<QueueKey>> queues_;           // by NeedIndex
   std::vector<absl::btree_set<QueueKey>> pod_waiting_;      // by PodIndex
   absl::btree_set<Timer> timers_;
@@ -282,7 +285,6 @@ class Router {
   mutable std::int64_t local_for_ms_ = -1;
   mutable TimeZone local_zone_ = TimeZone::kUtc;
   std::string cached_client_;
-  std::string key_scratch_;
 };
 
 }  // namespace signpost::router

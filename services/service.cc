@@ -92,7 +92,7 @@ class CounterByBody {
 };
 
 // The key of a decision on signpost.decisions.v1: the pod it concerns, else the need.
-std::string DecisionKey(const v1::Envelope& d) {
+const std::string& DecisionKey(const v1::Envelope& d) {
   switch (d.body_case()) {
     case v1::Envelope::kRouted: return d.routed().pod_id();
     case v1::Envelope::kReleased: return d.released().pod_id();
@@ -1171,8 +1171,10 @@ class RoutingStage : public RdKafka::RebalanceCb {
     records_in_(event).Increment();
     for (std::size_t i = 0; i < out_.size(); ++i) {
       const v1::Envelope& d = out_[i];
+      decision_bytes_.clear();
+      d.SerializeToString(&decision_bytes_);  // into the kept buffer: no allocation per decision
       SIGNPOST_RETURN_IF_ERROR(
-          producer_->Produce(config_.decisions_topic, DecisionKey(d), d.SerializeAsString()));
+          producer_->Produce(config_.decisions_topic, DecisionKey(d), decision_bytes_));
       decisions_(d).Increment();
       if (d.has_escalated()) {
         metrics_.Escalations(d.domain(), d.escalated().need_code()).Increment();
@@ -1445,6 +1447,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
   bool joined_ = false;
   bool closing_ = false;
   router::DecisionBuffer out_;
+  std::string decision_bytes_;  // the decision being produced, serialized
   router::RouterChanges changes_;
   // The records of a batch are handled in chunks of up to kChunk, parsed first so their
   // client records can be prefetched.
