@@ -226,7 +226,7 @@ std::int64_t ProcessCpuMicros() {
 // transaction), with no routing. Prints records/s.
 int Copy(const std::string& bootstrap, const std::string& from, const std::string& to, int count,
          int batch) {
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer = FreshReader(bootstrap, "signpost-copy-", from);
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer = FreshReader(bootstrap, absl::StrCat("signpost-copy-", from, "-"), from);
   auto producer = signpost::services::TxnProducer::Create(
       {{"bootstrap.servers", bootstrap}}, absl::StrCat("signpost-copy-", WallMs()));
   if (consumer == nullptr || !producer.ok()) {
