@@ -68,6 +68,10 @@ Metrics::Metrics()
                   .Name("signpost_need_waiting")
                   .Help("Needs waiting for a pod, by need.")
                   .Register(r);
+  open_needs_ = &prometheus::BuildGauge()
+                     .Name("signpost_open_needs")
+                     .Help("Open needs (waiting, offered or accepted) held by this instance, by domain.")
+                     .Register(r);
   oldest_wait_ = &prometheus::BuildGauge()
                       .Name("signpost_need_oldest_wait_seconds")
                       .Help("Age of the longest-waiting need, by need.")
@@ -161,6 +165,10 @@ prometheus::Gauge& Metrics::PodCapacity(const std::string& pod) {
 prometheus::Gauge& Metrics::PodUtilisation(const std::string& pod) {
   return pod_utilisation_->Add({{"pod", pod}});
 }
+prometheus::Gauge& Metrics::OpenNeeds(const std::string& domain) {
+  return open_needs_->Add({{"domain", domain}});
+}
+
 prometheus::Gauge& Metrics::Waiting(const std::string& domain, const std::string& need) {
   return waiting_->Add({{"domain", domain}, {"need", need}});
 }

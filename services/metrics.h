@@ -100,6 +100,9 @@ class Metrics {
   // Per routing domain and need (domains may share need codes).
   prometheus::Gauge& Waiting(const std::string& domain, const std::string& need);
   prometheus::Gauge& OldestWaitSeconds(const std::string& domain, const std::string& need);
+  // Open needs (waiting, offered or accepted) of a routing domain held by this instance: what
+  // its memory grows with.
+  prometheus::Gauge& OpenNeeds(const std::string& domain);
   prometheus::Counter& Escalations(std::string_view domain, std::string_view need);
   // What pods did with offered work: accepted, declined, accept_timeout, completed, withdrawn,
   // pod_closed, client_erased.
@@ -127,6 +130,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* pod_capacity_;
   prometheus::Family<prometheus::Gauge>* pod_utilisation_;
   prometheus::Family<prometheus::Gauge>* waiting_;
+  prometheus::Family<prometheus::Gauge>* open_needs_;
   prometheus::Family<prometheus::Gauge>* oldest_wait_;
   prometheus::Family<prometheus::Counter>* escalations_;
   prometheus::Family<prometheus::Counter>* pod_answers_;

@@ -667,6 +667,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
     SIGNPOST_ASSIGN_OR_RETURN(owners_, OwnerDirectory::Create(config_));
     for (const auto& [domain, rules] : rules_) {
       // Every series a dashboard expects exists from the start, at zero.
+      metrics_.OpenNeeds(domain);
       for (const router::NeedType& need : rules->needs) {
         metrics_.Escalations(domain, need.code);
         metrics_.Waiting(domain, need.code);
@@ -1377,6 +1378,19 @@ class RoutingStage : public RdKafka::RebalanceCb {
     std::map<std::string, std::pair<double, double>> pod_totals;  // open cost, capacity
     // (domain, need) -> waiting, oldest wait s
     std::map<std::pair<std::string, std::string>, std::pair<double, double>> need_totals;
+    std::map<std::string, double> open_totals;  // domain -> open needs
+    // Every configured domain and need starts at zero, so figures of partitions this instance
+    // gave up fall to zero instead of staying at their last value (sums over instances would
+    // count them twice).
+    for (const auto& [domain, rules] : rules_) {
+      open_totals[domain] = 0;
+      for (const router::NeedType& need : rules->needs) {
+        need_totals[{domain, need.code}] = {0.0, 0.0};
+      }
+      for (const router::PodRule& pod : rules->pods) {
+        pod_totals[pod.id] = {0.0, 0.0};
+      }
+    }
     for (auto& [id, part] : partitions_) {
       if (part.routers == nullptr) {
         continue;
@@ -1395,6 +1409,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
                           {"open_cost", pod.open_cost},
                           {"open_needs", pod.open_needs}});
         }
+        open_totals[domain] += static_cast<double>(router->OpenNeedCount());
         for (router::NeedIndex n = 0; n < rules.needs.size(); ++n) {
           auto& t = need_totals[{domain, rules.needs[n].code}];
           t.first += static_cast<double>(router->QueuedCount(n));
@@ -1417,6 +1432,9 @@ class RoutingStage : public RdKafka::RebalanceCb {
       metrics_.PodOpen(pod).Set(t.first);
       metrics_.PodCapacity(pod).Set(t.second);
       metrics_.PodUtilisation(pod).Set(t.second == 0 ? 0.0 : t.first / t.second);
+    }
+    for (const auto& [domain, open] : open_totals) {
+      metrics_.OpenNeeds(domain).Set(open);
     }
     for (const auto& [key, t] : need_totals) {
       metrics_.Waiting(key.first, key.second).Set(t.first);

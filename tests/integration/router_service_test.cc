@@ -220,7 +220,7 @@ TEST_F(RouterServiceTest, DecisionsAreExactlyThoseOfACleanReplayAcrossARestart) 
         "signpost_dlq_total{reason=\"unparsable\"}", "signpost_dlq_total{reason=\"schema_version\"}",
         "signpost_dlq_total{reason=\"invalid_referral\"}", "signpost_dlq_total{reason=\"unknown_domain\"}",
         "signpost_pod_open_cost", "signpost_pod_capacity", "signpost_pod_utilisation_ratio",
-        "signpost_need_waiting", "signpost_need_oldest_wait_seconds",
+        "signpost_need_waiting", "signpost_need_oldest_wait_seconds", "signpost_open_needs{domain=",
         "signpost_end_to_end_latency_seconds_bucket", "signpost_transaction_commit_seconds_bucket",
         "signpost_transaction_aborts_total", "signpost_consumer_lag_records",
         "signpost_rocksdb_memory_bytes", "signpost_assigned_partitions",
@@ -245,6 +245,8 @@ TEST_F(RouterServiceTest, DecisionsAreExactlyThoseOfACleanReplayAcrossARestart) 
   EXPECT_GT(accepted, 0);
   EXPECT_EQ(sum("signpost_pod_time_to_accept_seconds_count{", ""), accepted);
   EXPECT_EQ(sum("signpost_pod_time_to_complete_seconds_count{", ""), completed);
+  // Open needs cover the waiting ones and those held by pods.
+  EXPECT_GT(sum("signpost_open_needs{", ""), sum("signpost_need_waiting{", ""));
   EXPECT_EQ(metrics.find("client-"), std::string::npos) << "no client refs in metric labels";
   for (const char* counted :
        {"signpost_dlq_total{reason=\"unparsable\"} 1", "signpost_dlq_total{reason=\"schema_version\"} 1",
