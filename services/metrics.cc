@@ -193,5 +193,9 @@ prometheus::Gauge& Metrics::ConsumerLag(int partition) {
 prometheus::Gauge& Metrics::RestoreRemaining(int partition) {
   return restore_->Add({{"partition", std::to_string(partition)}});
 }
+void Metrics::ForgetPartition(int partition) {
+  lag_->Remove(&ConsumerLag(partition));
+  restore_->Remove(&RestoreRemaining(partition));
+}
 
 }  // namespace signpost::services

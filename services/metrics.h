@@ -112,6 +112,8 @@ class Metrics {
   prometheus::Histogram& TimeToComplete(std::string_view pod);
   prometheus::Gauge& ConsumerLag(int partition);
   prometheus::Gauge& RestoreRemaining(int partition);
+  // Removes the partition's series (lag, restore): for a partition this instance gave up.
+  void ForgetPartition(int partition);
 
   prometheus::Histogram& EndToEndLatency() { return *e2e_latency_; }
   prometheus::Histogram& CommitLatency() { return *commit_latency_; }

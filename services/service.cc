@@ -1000,6 +1000,9 @@ class RoutingStage : public RdKafka::RebalanceCb {
       }
       for (RdKafka::TopicPartition* tp : partitions) {
         partitions_.erase(tp->partition());
+        // Its lag and restore progress are now the new owner's to report; kept here, their last
+        // values would stand beside the owner's (and a restore revoked midway would look stuck).
+        metrics_.ForgetPartition(tp->partition());
       }
       std::unique_ptr<RdKafka::Error> e(consumer->incremental_unassign(partitions));
       if (e != nullptr) {
@@ -1416,17 +1419,17 @@ class RoutingStage : public RdKafka::RebalanceCb {
           t.second = std::max(t.second, static_cast<double>(router->OldestWaitMs(n)) / 1000.0);
         }
       }
-      std::vector<RdKafka::TopicPartition*> position = {
-          RdKafka::TopicPartition::create(config_.log_topic, id)};
+      // Records of the log not yet processed: from the last applied one (restored from the
+      // store, so known before anything is consumed) to the end the last fetch saw. An empty
+      // partition, which the consumer never returns a record from, is reported at 0.
       std::int64_t low = 0;
       std::int64_t high = 0;
-      if (consumer_->position(position) == RdKafka::ERR_NO_ERROR && position[0]->offset() >= 0 &&
-          consumer_->get_watermark_offsets(config_.log_topic, id, &low, &high) ==
-              RdKafka::ERR_NO_ERROR) {
-        metrics_.ConsumerLag(id).Set(
-            static_cast<double>(std::max<std::int64_t>(0, high - position[0]->offset())));
+      if (consumer_->get_watermark_offsets(config_.log_topic, id, &low, &high) ==
+              RdKafka::ERR_NO_ERROR &&
+          high >= 0) {
+        const std::int64_t next = std::max<std::int64_t>(low, part.applied + 1);
+        metrics_.ConsumerLag(id).Set(static_cast<double>(std::max<std::int64_t>(0, high - next)));
       }
-      RdKafka::TopicPartition::destroy(position);
     }
     for (const auto& [pod, t] : pod_totals) {
       metrics_.PodOpen(pod).Set(t.first);

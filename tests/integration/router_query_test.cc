@@ -10,8 +10,11 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <functional>
 #include <random>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -116,6 +119,70 @@ TEST(RouterQueryTest, TheInstanceThatDoesNotOwnTheReferralRedirectsToTheOneThatD
       std::cout << "---- q-" << i << " (port " << ports[i] << ")\n" << text.str().substr(0, 6000) << "\n";
     }
   }
+  for (pid_t pid : pids) {
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::filesystem::remove_all(root);
+}
+
+
+// The partitions whose consumer lag an instance reports, from its /metrics.
+std::set<std::string> LagPartitions(int port) {
+  std::set<std::string> partitions;
+  std::istringstream lines(HttpGet(port, "/metrics"));
+  const std::string prefix = "signpost_consumer_lag_records{partition=\"";
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(prefix, 0) == 0) {
+      partitions.insert(line.substr(prefix.size(), line.find('"', prefix.size()) - prefix.size()));
+    }
+  }
+  return partitions;
+}
+
+// An instance that gives partitions up to a newcomer stops reporting their lag: otherwise its
+// last values stand beside the new owner's (and a lag alert on max by partition can fire on them).
+TEST(RouterQueryTest, AnInstanceReportsLagOnlyForThePartitionsItOwns) {
+  auto base = TestClientProperties();
+  ASSERT_TRUE(base.ok()) << base.status();
+  const RouterTopics topics = RouterTopics::Create(*base, 2);
+  std::mt19937_64 rng(static_cast<std::uint64_t>(getpid()));
+  PreloadIntake(*base, topics.intake, 50, 0, rng);
+  char pattern[] = "/tmp/signpost-lag-XXXXXX";
+  const std::string root = mkdtemp(pattern);
+  const std::string bootstrap = base->at("bootstrap.servers");
+  const int ports[2] = {FreePort(), FreePort()};
+  std::vector<pid_t> pids;
+  auto spawn = [&](int i) {
+    pids.push_back(SpawnRouter(SIGNPOST_ROUTER_BIN, SIGNPOST_EXAMPLE_RULES, bootstrap, topics,
+                               absl::StrCat("lag-", i), absl::StrCat(root, "/lag-", i),
+                               {absl::StrCat("http.listen=127.0.0.1:", ports[i])}));
+  };
+  auto within = [](std::chrono::seconds limit, const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done()) return true;
+      std::this_thread::sleep_for(250ms);
+    }
+    return done();
+  };
+  const std::set<std::string> both = {"0", "1"};
+  spawn(0);
+  EXPECT_TRUE(within(60s, [&] { return LagPartitions(ports[0]) == both; }))
+      << "the only instance reports both partitions";
+  spawn(1);
+  std::set<std::string> seen[2];
+  const bool split = within(60s, [&] {
+    for (int i = 0; i < 2; ++i) seen[i] = LagPartitions(ports[i]);
+    std::set<std::string> all = seen[0];
+    all.insert(seen[1].begin(), seen[1].end());
+    return !seen[0].empty() && !seen[1].empty() && all == both &&
+           seen[0].size() + seen[1].size() == 2;
+  });
+  EXPECT_TRUE(split) << "first instance reports " << seen[0].size() << " partitions, second "
+                     << seen[1].size();
   for (pid_t pid : pids) {
     kill(pid, SIGTERM);
     int status = 0;
