@@ -84,21 +84,23 @@ Router::Router(std::shared_ptr<const Rules> rules, ClientStore& clients)
   pod_waiting_.resize(rules_->pods.size());
 }
 
+bool Router::IsNeedOf(std::uint64_t id, std::string_view referral_id,
+                      std::string_view need_code) const {
+  auto it = needs_.find(id);
+  return it != needs_.end() && it->second.referral_id == referral_id &&
+         NeedCode(it->second) == need_code;
+}
+
 std::optional<std::uint64_t> Router::FindNeed(std::string_view referral_id,
                                               std::string_view need_code) const {
-  return keys_.Find(referral_id, need_code, [&](std::uint64_t id) {
-    auto it = needs_.find(id);
-    return it != needs_.end() && it->second.referral_id == referral_id &&
-           NeedCode(it->second) == need_code;
-  });
+  return keys_.Find(referral_id, need_code,
+                    [&](std::uint64_t id) { return IsNeedOf(id, referral_id, need_code); });
 }
 
 bool Router::IndexNeed(std::uint64_t id, std::string_view referral_id,
                        std::string_view need_code) {
   return keys_.Insert(referral_id, need_code, id, [&](std::uint64_t other) {
-    auto it = needs_.find(other);
-    return it != needs_.end() && it->second.referral_id == referral_id &&
-           NeedCode(it->second) == need_code;
+    return IsNeedOf(other, referral_id, need_code);
   });
 }
 

@@ -246,6 +246,9 @@ class Router {
   // The open need of (referral id, need code), if any.
   [[nodiscard]] std::optional<std::uint64_t> FindNeed(std::string_view referral_id,
                                                       std::string_view need_code) const;
+  // Whether open need `id` is the one of (referral id, need code): confirms an index hit.
+  [[nodiscard]] bool IsNeedOf(std::uint64_t id, std::string_view referral_id,
+                              std::string_view need_code) const;
   // Indexes need `id` under its (referral id, need code); false if that pair is open already.
   bool IndexNeed(std::uint64_t id, std::string_view referral_id, std::string_view need_code);
   void ResetPods(const std::vector<PodState>* previous, const Rules* previous_rules);
