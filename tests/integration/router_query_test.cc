@@ -142,8 +142,20 @@ std::set<std::string> LagPartitions(int port) {
   return partitions;
 }
 
-// An instance that gives partitions up to a newcomer stops reporting their lag: otherwise its
-// last values stand beside the new owner's (and a lag alert on max by partition can fire on them).
+// The value of one series (name with labels) on an instance's /metrics; -1 if absent.
+double MetricValue(int port, const std::string& series) {
+  std::istringstream lines(HttpGet(port, "/metrics"));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(series + " ", 0) == 0) {
+      return std::stod(line.substr(series.size() + 1));
+    }
+  }
+  return -1;
+}
+
+// An instance that gives partitions up to a newcomer stops reporting their lag and its domains'
+// figures: otherwise its last values stand beside the new owner's (and a lag alert on max by
+// partition can fire on them).
 TEST(RouterQueryTest, AnInstanceReportsLagOnlyForThePartitionsItOwns) {
   auto base = TestClientProperties();
   ASSERT_TRUE(base.ok()) << base.status();
@@ -183,6 +195,14 @@ TEST(RouterQueryTest, AnInstanceReportsLagOnlyForThePartitionsItOwns) {
   });
   EXPECT_TRUE(split) << "first instance reports " << seen[0].size() << " partitions, second "
                      << seen[1].size();
+  // The domain's open needs are reported by the instance routing it; the other says 0, even if
+  // it routed the domain before the newcomer took its partition.
+  double open[2] = {-1, -1};
+  const bool one_owner = within(30s, [&] {
+    for (int i = 0; i < 2; ++i) open[i] = MetricValue(ports[i], "signpost_open_needs{domain=\"banes\"}");
+    return (open[0] > 0 && open[1] == 0) || (open[0] == 0 && open[1] > 0);
+  });
+  EXPECT_TRUE(one_owner) << "open needs reported: " << open[0] << " and " << open[1];
   for (pid_t pid : pids) {
     kill(pid, SIGTERM);
     int status = 0;
