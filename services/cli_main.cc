@@ -228,7 +228,7 @@ int Copy(const std::string& bootstrap, const std::string& from, const std::strin
          int batch) {
   std::unique_ptr<RdKafka::KafkaConsumer> consumer = FreshReader(bootstrap, absl::StrCat("signpost-copy-", from, "-"), from);
   auto producer = signpost::services::TxnProducer::Create(
-      {{"bootstrap.servers", bootstrap}}, absl::StrCat("signpost-copy-", WallMs()));
+      {{"bootstrap.servers", bootstrap}}, absl::StrCat("signpost-copy-", from, "-", WallMs()));
   if (consumer == nullptr || !producer.ok()) {
     std::cerr << "signpost copy: cannot start\n";
     return 1;
