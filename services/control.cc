@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "services/control.h"
 
-#include <fstream>
 #include <memory>
 #include <random>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "librdkafka/rdkafkacpp.h"
 #include "router/rules.h"
 #include "services/checks.h"
+#include "services/files.h"
 
 namespace signpost::services {
 namespace {
@@ -50,20 +49,18 @@ class Delivery : public RdKafka::DeliveryReportCb {
 
 absl::StatusOr<v1::Envelope> RulesChangeEvent(const std::string& path, const std::string& domain,
                                               std::int64_t now_ms) {
-  std::ifstream in(path);
-  if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read"));
+  absl::StatusOr<std::string> text = ReadTextFile(path);
+  if (!text.ok()) {
+    return text.status();
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<std::shared_ptr<const router::Rules>> rules = router::LoadRules(text.str(), path);
+  absl::StatusOr<std::shared_ptr<const router::Rules>> rules = router::LoadRules(*text, path);
   if (!rules.ok()) {
     return rules.status();
   }
   v1::Envelope e = NewControlEvent("rules", domain, now_ms);
   v1::RulesChanged* change = e.mutable_rules_changed();
   change->set_version((*rules)->version);
-  change->set_rules_yaml(text.str());
+  change->set_rules_yaml(*std::move(text));
   return e;
 }
 

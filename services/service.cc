@@ -6,7 +6,6 @@
 #include <array>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <future>
 #include <limits>
@@ -14,7 +13,6 @@
 #include <mutex>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -26,6 +24,7 @@
 #include "router/base/status_macros.h"
 #include "router/domain_routers.h"
 #include "router/router.h"
+#include "services/files.h"
 #include "services/http_server.h"
 #include "services/intake.h"
 #include "services/kafka/client_config.h"
@@ -102,13 +101,6 @@ const std::string& DecisionKey(const v1::Envelope& d) {
   }
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Each domain's rules, parsed once at start and shared by the intake stage (pods -> domains)
 // and every router of the domain (rules are immutable; a RulesChanged event gives a router new
 // ones of its own).
@@ -120,7 +112,8 @@ absl::StatusOr<DomainRules> LoadDomainRules(const ServiceConfig& config) {
   DomainRules rules;
   std::map<std::string, std::string> pod_domain;
   for (const DomainConfig& d : config.domains) {
-    SIGNPOST_ASSIGN_OR_RETURN(rules[d.id], router::LoadRules(ReadFile(d.rules_file), d.rules_file));
+    SIGNPOST_ASSIGN_OR_RETURN(const std::string text, ReadTextFile(d.rules_file));
+    SIGNPOST_ASSIGN_OR_RETURN(rules[d.id], router::LoadRules(text, d.rules_file));
     for (const router::PodRule& pod : rules[d.id]->pods) {
       if (auto [it, fresh] = pod_domain.emplace(pod.id, d.id); !fresh) {
         return absl::InvalidArgumentError(absl::StrCat(d.rules_file, ": pod ", pod.id,

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "services/gateway/config.h"
 
-#include <fstream>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "services/config_fields.h"
+#include "services/files.h"
 #include "yaml-cpp/yaml.h"
 
 namespace signpost::services::gateway {
@@ -31,17 +31,6 @@ bool EnumByName(const std::string& prefix, const std::string& name,
     if (c == '-') c = '_';
   }
   return parse(prefix + full, &out) && static_cast<int>(out) != 0;
-}
-
-std::string ReadFile(const std::string& path, absl::Status& status) {
-  std::ifstream in(path);
-  if (!in) {
-    status = absl::InvalidArgumentError(absl::StrCat(path, ": cannot read"));
-    return {};
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 }  // namespace
@@ -173,12 +162,11 @@ absl::StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path,
   if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
     return absl::InvalidArgumentError("tls: cert_file and key_file go together");
   }
-  absl::Status read;
-  const std::string text = ReadFile(c.integrators_file, read);
-  if (!read.ok()) {
-    return read;
+  absl::StatusOr<std::string> text = ReadTextFile(c.integrators_file);
+  if (!text.ok()) {
+    return text.status();
   }
-  absl::StatusOr<std::vector<Integrator>> integrators = ParseIntegrators(text, c.integrators_file);
+  absl::StatusOr<std::vector<Integrator>> integrators = ParseIntegrators(*text, c.integrators_file);
   if (!integrators.ok()) {
     return integrators.status();
   }
