@@ -2,6 +2,7 @@
 // Kill -9 at random moments: a child process applies event batches to a real RocksDB partition
 // store and is SIGKILLed mid-flight, again and again. After every kill the store reopens, and its
 // offset and state must equal a clean in-memory replay of the log up to that offset.
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,9 +23,21 @@ namespace {
 constexpr int kKills = 60;
 constexpr int kLength = 20000;
 
-pid_t Spawn(const std::string& path, std::uint64_t seed, int batch) {
+struct Child {
+  pid_t pid = -1;
+  int commits = -1;  // read end of the pipe its stdout goes to: a line per commit
+};
+
+Child Spawn(const std::string& path, std::uint64_t seed, int batch) {
+  int commits[2];
+  if (pipe(commits) != 0) {
+    return {};
+  }
   const pid_t pid = fork();
   if (pid == 0) {
+    dup2(commits[1], STDOUT_FILENO);
+    close(commits[0]);
+    close(commits[1]);
     const std::string seed_arg = std::to_string(seed);
     const std::string length_arg = std::to_string(kLength);
     const std::string batch_arg = std::to_string(batch);
@@ -32,7 +45,20 @@ pid_t Spawn(const std::string& path, std::uint64_t seed, int batch) {
           length_arg.c_str(), batch_arg.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  return pid;
+  close(commits[1]);
+  return {pid, commits[0]};
+}
+
+// Waits until the child has reported `n` commits, or has exited (end of its output).
+void AwaitCommits(const Child& child, int n) {
+  char c;
+  while (n > 0) {
+    pollfd readable{child.commits, POLLIN, 0};
+    if (poll(&readable, 1, 60'000) <= 0 || read(child.commits, &c, 1) != 1) {
+      return;
+    }
+    n -= c == '\n' ? 1 : 0;
+  }
 }
 
 TEST(StorageCrashTest, StoredOffsetAndStateMatchAReplayAfterEveryKill) {
@@ -48,12 +74,17 @@ TEST(StorageCrashTest, StoredOffsetAndStateMatchAReplayAfterEveryKill) {
   std::int64_t last = -1;
   int killed_mid_run = 0;
   for (int round = 0; round < kKills; ++round) {
-    const pid_t child = Spawn(path, seed, 1 + static_cast<int>(rng() % 40));
-    ASSERT_GT(child, 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % 60));
-    kill(child, SIGKILL);
+    const Child child = Spawn(path, seed, 1 + static_cast<int>(rng() % 40));
+    ASSERT_GT(child.pid, 0);
+    // Killed after a random number of commits (none, in some rounds: during its start-up)
+    // and a few milliseconds more, so the kill lands anywhere in a batch or its write, on a
+    // machine of any speed.
+    AwaitCommits(child, static_cast<int>(rng() % 16));
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 4000));
+    kill(child.pid, SIGKILL);
+    close(child.commits);
     int status = 0;
-    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_EQ(waitpid(child.pid, &status, 0), child.pid);
     if (WIFSIGNALED(status)) {
       ++killed_mid_run;
     } else {

@@ -17,7 +17,8 @@ absl::StatusOr<std::unique_ptr<router::Router>> OpenRouter(storage::PartitionSto
 }
 
 absl::Status Drive(router::Router& router, storage::PartitionStore& store,
-                   const std::vector<v1::Envelope>& stream, std::size_t to, std::size_t batch) {
+                   const std::vector<v1::Envelope>& stream, std::size_t to, std::size_t batch,
+                   const std::function<void(std::int64_t)>& committed) {
   router::DecisionBuffer out;
   router::RouterChanges changes;
   std::size_t in_batch = 0;
@@ -29,6 +30,9 @@ absl::Status Drive(router::Router& router, storage::PartitionStore& store,
       router.TakeChanges(changes);
       SIGNPOST_RETURN_IF_ERROR(store.Commit(&changes, router.LastApplied()));
       in_batch = 0;
+      if (committed) {
+        committed(store.AppliedOffset().Value());
+      }
     }
   }
   return absl::OkStatus();

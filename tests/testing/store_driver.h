@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,10 +21,12 @@ namespace signpost::testing {
 [[nodiscard]] absl::StatusOr<std::unique_ptr<router::Router>> OpenRouter(
     storage::PartitionStore& store, const char* rules_yaml);
 
-// Applies stream[store offset + 1, to) committing every `batch` events (and at the end).
+// Applies stream[store offset + 1, to) committing every `batch` events (and at the end);
+// `committed`, if given, is called with the stored offset after each commit.
 [[nodiscard]] absl::Status Drive(router::Router& router, storage::PartitionStore& store,
                                  const std::vector<v1::Envelope>& stream, std::size_t to,
-                                 std::size_t batch);
+                                 std::size_t batch,
+                                 const std::function<void(std::int64_t)>& committed = nullptr);
 
 struct Fingerprints {
   std::string router;   // serialized RouterSnapshot
