@@ -895,6 +895,11 @@ class RoutingStage : public RdKafka::RebalanceCb {
   // offset will be replayed silently; each router skips what its state already holds.
   absl::Status Restore(Partition& part, std::int64_t committed) {
     namespace fs = std::filesystem;
+    if (committed < 0) {
+      // Every state would look ahead of it: rebuilt, again and again.
+      return absl::InternalError(absl::StrCat("partition ", part.id, ": restore against offset ",
+                                              committed));
+    }
     const std::string root = PartitionDir(part.id);
     std::error_code ec;
     if (part.stores.empty() && fs::exists(root + "/CURRENT", ec)) {
@@ -947,17 +952,28 @@ class RoutingStage : public RdKafka::RebalanceCb {
     return absl::OkStatus();
   }
 
-  std::int64_t Committed(int partition) {
-    std::vector<RdKafka::TopicPartition*> tps = {
-        RdKafka::TopicPartition::create(config_.log_topic, partition)};
-    const RdKafka::ErrorCode err = consumer_->committed(tps, 30'000);
-    std::int64_t offset = tps[0]->offset();
-    RdKafka::TopicPartition::destroy(tps);
-    if (err != RdKafka::ERR_NO_ERROR) {
-      callback_error_ = absl::UnavailableError(absl::StrCat("committed: ", RdKafka::err2str(err)));
-      return -1;
+  // The group's committed offset of `partition` (0 when it has none). The coordinator can be
+  // out of reach for a while (its broker restarting, say): retried for up to two minutes, then
+  // kUnavailable. Never a guess: restoring against a wrong offset would rebuild or skip state.
+  absl::StatusOr<std::int64_t> Committed(int partition) {
+    const Clock::time_point deadline = Clock::now() + std::chrono::minutes(2);
+    while (true) {
+      std::vector<RdKafka::TopicPartition*> tps = {
+          RdKafka::TopicPartition::create(config_.log_topic, partition)};
+      const RdKafka::ErrorCode err = consumer_->committed(tps, 30'000);
+      const std::int64_t offset = tps[0]->offset();
+      RdKafka::TopicPartition::destroy(tps);
+      if (err == RdKafka::ERR_NO_ERROR) {
+        return offset < 0 ? 0 : offset;
+      }
+      if (err == RdKafka::ERR__FATAL || Clock::now() >= deadline) {
+        return absl::UnavailableError(absl::StrCat("partition ", partition,
+                                                   ": committed offset: ", RdKafka::err2str(err)));
+      }
+      spdlog::warn("partition {}: reading the group's committed offset failed ({}); retrying",
+                   partition, RdKafka::err2str(err));
+      std::this_thread::sleep_for(std::chrono::seconds(1));
     }
-    return offset < 0 ? 0 : offset;
   }
 
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
@@ -967,8 +983,12 @@ class RoutingStage : public RdKafka::RebalanceCb {
         Partition& part = partitions_[tp->partition()];
         part.id = tp->partition();
         part.epoch = ++epochs_;
-        const std::int64_t committed = Committed(part.id);
-        if (absl::Status s = Restore(part, committed); !s.ok()) {
+        const absl::StatusOr<std::int64_t> committed = Committed(part.id);
+        if (!committed.ok()) {
+          callback_error_ = committed.status();  // the stage stops; nothing is assigned
+          return;
+        }
+        if (absl::Status s = Restore(part, *committed); !s.ok()) {
           callback_error_ = s;
         }
         const std::int64_t from = part.applied + 1;
@@ -1342,8 +1362,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
       return RecoverFencedConsumer();  // the abort came from our consumer being fenced
     }
     for (auto& [id, part] : partitions_) {
-      const std::int64_t committed = Committed(id);
-      SIGNPOST_RETURN_IF_ERROR(callback_error_);
+      SIGNPOST_ASSIGN_OR_RETURN(const std::int64_t committed, Committed(id));
       SIGNPOST_RETURN_IF_ERROR(Restore(part, committed));
       const std::int64_t from = part.applied + 1;
       std::unique_ptr<RdKafka::TopicPartition> tp(RdKafka::TopicPartition::create(
