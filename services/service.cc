@@ -417,6 +417,11 @@ absl::Status RewindToCommitted(RdKafka::KafkaConsumer& consumer) {
                             ? absl::OkStatus()
                             : absl::UnavailableError(absl::StrCat("committed: ", RdKafka::err2str(err)));
   for (RdKafka::TopicPartition* tp : assignment) {
+    if (status.ok() && tp->err() != RdKafka::ERR_NO_ERROR) {
+      // Not the group's offset: seeking to the start would publish those records again.
+      status = absl::UnavailableError(absl::StrCat("committed: partition ", tp->partition(), ": ",
+                                                   RdKafka::err2str(tp->err())));
+    }
     if (status.ok()) {
       if (tp->offset() < 0) {
         tp->set_offset(RdKafka::Topic::OFFSET_BEGINNING);
@@ -960,8 +965,13 @@ class RoutingStage : public RdKafka::RebalanceCb {
     while (true) {
       std::vector<RdKafka::TopicPartition*> tps = {
           RdKafka::TopicPartition::create(config_.log_topic, partition)};
-      const RdKafka::ErrorCode err = consumer_->committed(tps, 30'000);
+      RdKafka::ErrorCode err = consumer_->committed(tps, 30'000);
       const std::int64_t offset = tps[0]->offset();
+      if (err == RdKafka::ERR_NO_ERROR) {
+        // The partition's own error (the broker answers per partition): its offset is not the
+        // group's, and taking it for "none committed" would replay and emit decisions again.
+        err = tps[0]->err();
+      }
       RdKafka::TopicPartition::destroy(tps);
       if (err == RdKafka::ERR_NO_ERROR) {
         return offset < 0 ? 0 : offset;
