@@ -29,10 +29,14 @@ constexpr std::int16_t kOffsetFetch = 9;  // Kafka API key
 
 TEST(RouterCommittedFaultTest, AFailedCommittedOffsetReadIsRetriedAndRoutingGoesOn) {
   char errstr[512];
-  rd_kafka_t* handle = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), errstr, sizeof(errstr));
+  std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)> handle(
+      rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), errstr, sizeof(errstr)),
+      &rd_kafka_destroy);
   ASSERT_NE(handle, nullptr) << errstr;
-  rd_kafka_mock_cluster_t* cluster = rd_kafka_mock_cluster_new(handle, 3);
-  ASSERT_NE(cluster, nullptr);
+  std::unique_ptr<rd_kafka_mock_cluster_t, decltype(&rd_kafka_mock_cluster_destroy)> owned(
+      rd_kafka_mock_cluster_new(handle.get(), 3), &rd_kafka_mock_cluster_destroy);
+  ASSERT_NE(owned, nullptr);
+  rd_kafka_mock_cluster_t* cluster = owned.get();
   const std::string bootstrap = rd_kafka_mock_cluster_bootstraps(cluster);
   for (const char* topic :
        {"signpost.intake.v1", "signpost.log.v1", "signpost.decisions.v1", "signpost.dlq.v1"}) {
@@ -57,10 +61,6 @@ TEST(RouterCommittedFaultTest, AFailedCommittedOffsetReadIsRetriedAndRoutingGoes
   // The router's log, to see that the fault was met (and retried) and not missed.
   auto log = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
   spdlog::default_logger()->sinks().push_back(log);
-
-  std::atomic<bool> stop{false};
-  absl::Status result;
-  std::thread service([&] { result = RunService(*config, stop); });
 
   // A referral in; its decision must come out (read_committed).
   std::string error;
@@ -95,6 +95,11 @@ TEST(RouterCommittedFaultTest, AFailedCommittedOffsetReadIsRetriedAndRoutingGoes
   std::unique_ptr<RdKafka::KafkaConsumer> reader(RdKafka::KafkaConsumer::create(cconf.get(), error));
   ASSERT_NE(reader, nullptr) << error;
   ASSERT_EQ(reader->subscribe({"signpost.decisions.v1"}), RdKafka::ERR_NO_ERROR);
+
+  // The service last, so no ASSERT above can leave its thread running.
+  std::atomic<bool> stop{false};
+  absl::Status result;
+  std::thread service([&] { result = RunService(*config, stop); });
   bool decided = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
   while (!decided && std::chrono::steady_clock::now() < deadline) {
@@ -117,8 +122,6 @@ TEST(RouterCommittedFaultTest, AFailedCommittedOffsetReadIsRetriedAndRoutingGoes
     retried += line.find("reading the group's committed offset failed") != std::string::npos;
   }
   EXPECT_EQ(retried, 2) << "both injected OffsetFetch errors must reach the routing stage";
-  rd_kafka_mock_cluster_destroy(cluster);
-  rd_kafka_destroy(handle);
 }
 
 }  // namespace
