@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "router/local_time.h"
 
@@ -198,7 +199,10 @@ std::shared_ptr<const Router::Facts> Router::MakeFacts(
   auto facts = std::make_shared<Facts>();
   facts->client_ref = client_ref;
   facts->postcode_outward = postcode_outward;
-  facts->outward = absl::AsciiStrToUpper(AbslView(postcode_outward));
+  if (std::any_of(postcode_outward.begin(), postcode_outward.end(), absl::ascii_islower)) {
+    facts->upper_outward =
+        std::make_unique<const std::string>(absl::AsciiStrToUpper(AbslView(postcode_outward)));
+  }
   facts->lsoa = lsoa;
   facts->birth_year = birth_year;
   for (int f : flags) {
@@ -207,18 +211,22 @@ std::shared_ptr<const Router::Facts> Router::MakeFacts(
     }
   }
   facts->language = language;
-  facts->primary_language = language.empty() ? "en" : language.substr(0, language.find('-'));
-  absl::AsciiStrToLower(&facts->primary_language);
   for (int c : consent) {
     if (c > 0 && c < 32) {
       facts->consent |= 1u << c;
     }
   }
   if (payload != nullptr) {
-    facts->has_payload = true;
-    facts->payload = *payload;
+    facts->payload = std::make_unique<const v1::SealedPayload>(*payload);
   }
   return facts;
+}
+
+std::string_view Router::Facts::PrimaryLanguage() const {
+  if (language.empty()) {
+    return "en";
+  }
+  return std::string_view(language).substr(0, language.find('-'));
 }
 
 void Router::ToAttributes(const Facts& facts, v1::RoutingAttributes& out) {
@@ -237,8 +245,8 @@ void Router::ToAttributes(const Facts& facts, v1::RoutingAttributes& out) {
       out.add_consent(static_cast<v1::ConsentScope>(c));
     }
   }
-  if (facts.has_payload) {
-    *out.mutable_payload() = facts.payload;
+  if (facts.payload != nullptr) {
+    *out.mutable_payload() = *facts.payload;
   }
 }
 
@@ -317,8 +325,10 @@ v1::CandidateRejection Router::StaticRejection(const OpenNeed& need, PodIndex po
     return v1::CANDIDATE_REJECTION_EXCLUDED_FLAG;
   }
   if (!rule.languages.empty() &&
-      std::find(rule.languages.begin(), rule.languages.end(), facts.primary_language) ==
-          rule.languages.end()) {
+      std::none_of(rule.languages.begin(), rule.languages.end(),
+                   [primary = facts.PrimaryLanguage()](const std::string& l) {
+                     return absl::EqualsIgnoreCase(l, AbslView(primary));
+                   })) {
     return v1::CANDIDATE_REJECTION_LANGUAGE_NOT_SUPPORTED;
   }
   if (std::find(need.declined.begin(), need.declined.end(), pod) != need.declined.end()) {
@@ -344,7 +354,7 @@ bool Router::Evaluate(const OpenNeed& need, std::span<const PodIndex> pods,
     const PodRule& rule = rules_->pods[p];
     const PodState& state = pods_[p];
     const std::uint32_t cost = rule.cost[need.need];
-    const std::uint32_t specificity = rule.coverage.Specificity(facts.outward);
+    const std::uint32_t specificity = rule.coverage.Specificity(facts.Outward());
     v1::CandidateRejection reason = StaticRejection(need, p, specificity);
     const int age =
         facts.birth_year == 0 ? -1 : local.year - static_cast<int>(facts.birth_year);
@@ -538,8 +548,8 @@ void Router::Place(OpenNeed& need, PodIndex pod, const Target& target,
     }
   }
   if (scope & kScopeLanguage) scoped->set_language(facts.language);
-  if ((scope & kScopePayload) && facts.has_payload) {
-    *scoped->mutable_payload() = facts.payload;
+  if ((scope & kScopePayload) && facts.payload != nullptr) {
+    *scoped->mutable_payload() = *facts.payload;
   }
 
   UpdateClientOpen(need);
@@ -966,7 +976,7 @@ void Router::Enqueue(const OpenNeed& need) {
   const QueueKey key{-static_cast<int>(need.urgency), need.id};
   queues_[need.need].insert(key);
   for (PodIndex p : rules_->need_rules[need.need].targets[need.step].pods) {
-    const std::uint32_t specificity = rules_->pods[p].coverage.Specificity(need.facts->outward);
+    const std::uint32_t specificity = rules_->pods[p].coverage.Specificity(need.facts->Outward());
     if (StaticRejection(need, p, specificity) == v1::CANDIDATE_REJECTION_UNSPECIFIED) {
       pod_waiting_[p].insert(key);
     }

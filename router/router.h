@@ -126,19 +126,27 @@ class Router {
  private:
   static constexpr PodIndex kNoPod = 0xffff;
 
-  // The routing attributes of a referral, shared by its needs while any is open.
+  // The routing attributes of a referral, shared by its needs while any is open. A bulk import
+  // keeps one per open need, so it holds nothing derivable and no empty payload.
   struct Facts {
     std::string client_ref;
     std::string postcode_outward;  // as submitted
-    std::string outward;           // upper case, for coverage
     std::string lsoa;
     std::string language;          // as submitted
-    std::string primary_language;  // primary subtag, lower case; "en" when none given
     std::uint32_t birth_year = 0;
     std::uint32_t flags = 0;    // bit per v1::ClientFlag
     std::uint32_t consent = 0;  // bit per v1::ConsentScope
-    bool has_payload = false;
-    v1::SealedPayload payload;
+    std::unique_ptr<const v1::SealedPayload> payload;  // null when none was given
+    std::unique_ptr<const std::string> upper_outward;  // only when not upper case already
+
+    // The outward code in upper case, for coverage.
+    [[nodiscard]] std::string_view Outward() const {
+      return upper_outward != nullptr ? *upper_outward : postcode_outward;
+    }
+
+    // The language's primary subtag ("en" when none was given), as submitted: compare it
+    // ignoring case.
+    [[nodiscard]] std::string_view PrimaryLanguage() const;
   };
   template <typename FlagList, typename ConsentList>
   static std::shared_ptr<const Facts> MakeFacts(const std::string& client_ref,
@@ -150,24 +158,25 @@ class Router {
                                                 const v1::SealedPayload* payload);
   static void ToAttributes(const Facts& facts, v1::RoutingAttributes& out);
 
+  // Wide fields first, then the narrow ones, so no padding: one per open need.
   struct OpenNeed {
     std::uint64_t id = 0;
     std::string referral_id;
-    NeedIndex need = 0;
-    v1::NeedState state = v1::NEED_STATE_UNSPECIFIED;
-    v1::Urgency urgency = v1::URGENCY_ROUTINE;
     std::int64_t submitted_ms = 0;
-    std::uint32_t step = 0;
     std::int64_t step_started_ms = 0;
     std::int64_t state_since_ms = 0;
-    PodIndex pod = kNoPod;
     std::int64_t accept_by_ms = 0;
     std::vector<PodIndex> declined;
+    std::shared_ptr<const Facts> facts;
+    v1::NeedState state = v1::NEED_STATE_UNSPECIFIED;
+    v1::Urgency urgency = v1::URGENCY_ROUTINE;
+    v1::PendingReason pending = v1::PENDING_REASON_UNSPECIFIED;
+    std::uint32_t step = 0;
     std::uint32_t attempt = 0;
     std::uint32_t declines = 0;
-    v1::PendingReason pending = v1::PENDING_REASON_UNSPECIFIED;
     std::uint32_t generation = 0;  // bumped on every state change; stale timers carry old ones
-    std::shared_ptr<const Facts> facts;
+    NeedIndex need = 0;
+    PodIndex pod = kNoPod;
   };
 
   struct PodState {

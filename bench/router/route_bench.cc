@@ -6,6 +6,7 @@
 // SIGNPOST_BENCH_SMOKE=1 (set by the ctest smoke test) shrinks the fixture so Debug builds
 // finish in a moment; real figures come from the release preset without it.
 #include <benchmark/benchmark.h>
+#include <jemalloc/jemalloc.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -75,6 +76,7 @@ int PickNeed(std::mt19937_64& rng) {
 }
 
 struct Fixture {
+  std::shared_ptr<const Rules> rules;
   InMemoryClientStore clients;
   std::unique_ptr<Router> router;
   std::vector<v1::Envelope> stream;  // referrals, in order
@@ -86,7 +88,8 @@ std::unique_ptr<Fixture> MakeFixture() {
   if (!rules.ok()) {
     return nullptr;
   }
-  f->router = std::make_unique<Router>(*rules, f->clients);
+  f->rules = *rules;
+  f->router = std::make_unique<Router>(f->rules, f->clients);
   std::mt19937_64 rng(42);
   const std::int64_t start = 1'767'261'600'000;
   f->clients.Reserve(static_cast<std::size_t>(Clients()),
@@ -186,6 +189,69 @@ void BM_RouteReferrals(benchmark::State& state) {
   state.counters["clients"] = static_cast<double>(f->clients.ClientCount());
 }
 BENCHMARK(BM_RouteReferrals)->Iterations(Referrals())->Unit(benchmark::kMillisecond);
+
+// Client records are not the router's: a store that keeps none, so only the hot state grows.
+class NoClientStore final : public ClientStore {
+ public:
+  const v1::ClientRecord* Find(std::string_view) override { return nullptr; }
+  v1::ClientRecord& Mutable(std::string_view) override {
+    scratch_.Clear();
+    return scratch_;
+  }
+  void Erase(std::string_view) override {}
+  const std::string* FindReferral(std::string_view) override { return nullptr; }
+  void PutReferral(std::string_view, std::string_view) override {}
+  void EraseReferral(std::string_view) override {}
+
+ private:
+  v1::ClientRecord scratch_;
+};
+
+// Bytes jemalloc has handed out and not taken back.
+std::size_t AllocatedBytes() {
+  std::uint64_t epoch = 1;
+  std::size_t size = sizeof(epoch);
+  mallctl("epoch", &epoch, &size, &epoch, size);  // refreshes the statistics
+  std::size_t allocated = 0;
+  size = sizeof(allocated);
+  return mallctl("stats.allocated", &allocated, &size, nullptr, 0) == 0 ? allocated : 0;
+}
+
+// The router's memory per open need, as in a shielding-list import: every referral stays open
+// (waiting once the pods are full), nothing completes. Counted by the allocator, so the figure
+// is exact and repeats run to run; client records are left out (NoClientStore).
+void BM_OpenNeedMemory(benchmark::State& state) {
+  std::unique_ptr<Fixture> f = MakeFixture();
+  if (f == nullptr) {
+    state.SkipWithError("bench rules do not load");
+    return;
+  }
+  NoClientStore no_clients;
+  Router router(f->rules, no_clients);
+  DecisionBuffer out;
+  RouterChanges changes;  // taken every 5,000 referrals, as the service commits a batch
+  std::int64_t offset = 0;
+  const std::size_t before = AllocatedBytes();
+  for (auto _ : state) {
+    out.Clear();
+    if (!router.Apply(f->stream[static_cast<std::size_t>(offset)], Offset(offset), out).ok()) {
+      state.SkipWithError("apply failed");
+      break;
+    }
+    if (++offset % 5000 == 0) {
+      router.TakeChanges(changes);
+    }
+  }
+  router.TakeChanges(changes);
+  out.Clear();
+  changes.Clear();
+  const std::size_t after = AllocatedBytes();
+  state.counters["open_needs"] = static_cast<double>(router.OpenNeedCount());
+  state.counters["bytes_per_open_need"] =
+      static_cast<double>(after - before) /
+      static_cast<double>(std::max<std::size_t>(1, router.OpenNeedCount()));
+}
+BENCHMARK(BM_OpenNeedMemory)->Iterations(Referrals())->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace signpost::router

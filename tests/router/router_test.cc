@@ -368,6 +368,95 @@ TEST_F(RouterTest, DataScopeLimitsWhatAPodReceives) {
   EXPECT_FALSE(a.has_payload());
 }
 
+// Rules for the attribute tests: one need, a Polish-speaking pod that sees everything and wins
+// on weight when eligible, and a hub pod that sees the postcode only.
+constexpr char kAttributeRules[] = R"(
+version: "attributes"
+timezone: UTC
+triage_need: triage
+needs:
+  - code: triage
+    max_wait: 1d
+    escalate_to: duty-manager
+    targets: [{name: hub, pods: [polish-speakers, hub]}]
+pods:
+  - {id: polish-speakers, needs: [triage], coverage: [BA2], capacity: 9, weight: 9,
+     eligibility: {languages: [pl]},
+     data_scope: [client_ref, postcode_outward, language, payload]}
+  - {id: hub, needs: [triage], coverage: ["BA*"], capacity: 9, data_scope: [postcode_outward]}
+)";
+
+class RouterAttributesTest : public RouterTest {
+ protected:
+  // A new router on kAttributeRules (so every referral meets both pods with full headroom),
+  // given one referral; returns its decisions.
+  std::vector<v1::Envelope> ReferFresh(const v1::Envelope& e) {
+    auto rules = LoadRules(kAttributeRules, "attribute-rules");
+    EXPECT_TRUE(rules.ok()) << rules.status();
+    clients_ = InMemoryClientStore();
+    router_ = std::make_unique<Router>(*rules, clients_);
+    return Apply(e);
+  }
+  v1::Envelope Referral(const std::string& language, const std::string& outward = "BA2") {
+    v1::Envelope e = events_.Referral("r1", "c1", {"triage"}, outward);
+    e.mutable_referral_submitted()->set_language(language);
+    return e;
+  }
+};
+
+TEST_F(RouterAttributesTest, LanguageMatchesThePrimarySubtagInAnyCase) {
+  EXPECT_THAT(ReferFresh(Referral("pl")), ElementsAre(RoutedTo("r1", "polish-speakers")));
+  EXPECT_THAT(ReferFresh(Referral("PL-pl")), ElementsAre(RoutedTo("r1", "polish-speakers")));
+  for (const char* other : {"en-GB", "", "plx", "p"}) {  // "" is English
+    SCOPED_TRACE(other);
+    auto d = ReferFresh(Referral(other));
+    ASSERT_THAT(d, ElementsAre(RoutedTo("r1", "hub")));
+    ASSERT_THAT(d[0].routed().rejected(), SizeIs(1));
+    EXPECT_EQ(d[0].routed().rejected(0).pod_id(), "polish-speakers");
+    EXPECT_EQ(d[0].routed().rejected(0).reason(),
+              v1::CANDIDATE_REJECTION_LANGUAGE_NOT_SUPPORTED);
+  }
+}
+
+TEST_F(RouterAttributesTest, OutwardCodesMatchCoverageInAnyCaseAndReachPodsAsSubmitted) {
+  auto exact = ReferFresh(Referral("pl", "ba2"));
+  ASSERT_THAT(exact, ElementsAre(RoutedTo("r1", "polish-speakers")));
+  EXPECT_EQ(exact[0].routed().score().locality_specificity(), 3u);
+  EXPECT_EQ(exact[0].routed().attributes().postcode_outward(), "ba2");
+  auto prefix = ReferFresh(Referral("pl", "bA9"));  // only the hub covers it, by "BA*"
+  ASSERT_THAT(prefix, ElementsAre(RoutedTo("r1", "hub")));
+  EXPECT_EQ(prefix[0].routed().score().locality_specificity(), 2u);
+  EXPECT_EQ(prefix[0].routed().attributes().postcode_outward(), "bA9");
+  // Restored from a snapshot, the need is the same need.
+  InMemoryClientStore restored_clients;
+  auto restored = Router::Restore(router_->Snapshot(), restored_clients);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ((*restored)->Snapshot().SerializeAsString(), router_->Snapshot().SerializeAsString());
+  EXPECT_EQ(router_->Snapshot().needs(0).attributes().postcode_outward(), "bA9");
+}
+
+TEST_F(RouterAttributesTest, PayloadReachesOnlyPodsScopedForIt) {
+  v1::Envelope sealed = Referral("pl");
+  sealed.mutable_referral_submitted()->mutable_payload()->set_ciphertext("sealed");
+  auto d = ReferFresh(sealed);
+  ASSERT_THAT(d, ElementsAre(RoutedTo("r1", "polish-speakers")));
+  EXPECT_EQ(d[0].routed().attributes().client_ref(), "c1");
+  EXPECT_EQ(d[0].routed().attributes().language(), "pl");
+  EXPECT_EQ(d[0].routed().attributes().payload().ciphertext(), "sealed");
+  // The open need keeps it for a restore.
+  EXPECT_EQ(router_->Snapshot().needs(0).attributes().payload().ciphertext(), "sealed");
+  sealed.mutable_referral_submitted()->set_language("en");
+  auto hub = ReferFresh(sealed);
+  ASSERT_THAT(hub, ElementsAre(RoutedTo("r1", "hub")));
+  EXPECT_FALSE(hub[0].routed().attributes().has_payload());
+  EXPECT_EQ(hub[0].routed().attributes().client_ref(), "");
+  // Without a payload, none is kept.
+  auto plain = ReferFresh(Referral("pl"));
+  ASSERT_THAT(plain, ElementsAre(RoutedTo("r1", "polish-speakers")));
+  EXPECT_FALSE(plain[0].routed().attributes().has_payload());
+  EXPECT_FALSE(router_->Snapshot().needs(0).attributes().has_payload());
+}
+
 TEST_F(RouterTest, RecordsOutcomeRemedyAndTimeToResolve) {
   Refer("r1", "c1", {"food"});
   Apply(events_.Accept("r1", "food", "food-bath"));
