@@ -158,26 +158,27 @@ class Router {
                                                 const v1::SealedPayload* payload);
   static void ToAttributes(const Facts& facts, v1::RoutingAttributes& out);
 
-  // Wide fields first, then the narrow ones, so no padding: one per open need.
+  // One per open need, so packed without padding, the fields routing reads most first.
   struct OpenNeed {
     std::uint64_t id = 0;
+    NeedIndex need = 0;
+    PodIndex pod = kNoPod;
+    v1::NeedState state = v1::NEED_STATE_UNSPECIFIED;
+    v1::Urgency urgency = v1::URGENCY_ROUTINE;
+    std::uint32_t generation = 0;  // bumped on every state change; stale timers carry old ones
+    std::uint32_t step = 0;
+    v1::PendingReason pending = v1::PENDING_REASON_UNSPECIFIED;
+    std::shared_ptr<const Facts> facts;
     std::string referral_id;
     std::int64_t submitted_ms = 0;
     std::int64_t step_started_ms = 0;
     std::int64_t state_since_ms = 0;
     std::int64_t accept_by_ms = 0;
     std::vector<PodIndex> declined;
-    std::shared_ptr<const Facts> facts;
-    v1::NeedState state = v1::NEED_STATE_UNSPECIFIED;
-    v1::Urgency urgency = v1::URGENCY_ROUTINE;
-    v1::PendingReason pending = v1::PENDING_REASON_UNSPECIFIED;
-    std::uint32_t step = 0;
     std::uint32_t attempt = 0;
     std::uint32_t declines = 0;
-    std::uint32_t generation = 0;  // bumped on every state change; stale timers carry old ones
-    NeedIndex need = 0;
-    PodIndex pod = kNoPod;
   };
+
 
   struct PodState {
     v1::PodStatus status = v1::POD_STATUS_OPEN;
