@@ -6,7 +6,9 @@
 // SIGNPOST_BENCH_SMOKE=1 (set by the ctest smoke test) shrinks the fixture so Debug builds
 // finish in a moment; real figures come from the release preset without it.
 #include <benchmark/benchmark.h>
+#if SIGNPOST_HAVE_JEMALLOC
 #include <jemalloc/jemalloc.h>
+#endif
 
 #include <cstdint>
 #include <cstdlib>
@@ -190,6 +192,7 @@ void BM_RouteReferrals(benchmark::State& state) {
 }
 BENCHMARK(BM_RouteReferrals)->Iterations(Referrals())->Unit(benchmark::kMillisecond);
 
+#if SIGNPOST_HAVE_JEMALLOC  // not in sanitizer builds, which bring their own allocator
 // Client records are not the router's: a store that keeps none, so only the hot state grows.
 class NoClientStore final : public ClientStore {
  public:
@@ -252,6 +255,7 @@ void BM_OpenNeedMemory(benchmark::State& state) {
       static_cast<double>(std::max<std::size_t>(1, router.OpenNeedCount()));
 }
 BENCHMARK(BM_OpenNeedMemory)->Iterations(Referrals())->Unit(benchmark::kMillisecond);
+#endif
 
 }  // namespace
 }  // namespace signpost::router
