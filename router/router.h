@@ -179,7 +179,6 @@ class Router {
     std::uint32_t declines = 0;
   };
 
-
   struct PodState {
     v1::PodStatus status = v1::POD_STATUS_OPEN;
     std::uint32_t capacity = 0;

@@ -393,6 +393,7 @@ class RouterAttributesTest : public RouterTest {
   std::vector<v1::Envelope> ReferFresh(const v1::Envelope& e) {
     auto rules = LoadRules(kAttributeRules, "attribute-rules");
     EXPECT_TRUE(rules.ok()) << rules.status();
+    router_.reset();  // it refers to clients_
     clients_ = InMemoryClientStore();
     router_ = std::make_unique<Router>(*rules, clients_);
     return Apply(e);
