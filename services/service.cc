@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <filesystem>
@@ -362,6 +363,18 @@ absl::Status ReplaceFatalProducer(std::unique_ptr<TxnProducer>& producer,
   return absl::OkStatus();
 }
 
+// The consumers' max.poll.interval.ms: a member that spends longer than this between polls
+// (inside a rebalance callback, say) is dropped from its group.
+constexpr int kDefaultMaxPollMs = 60'000;
+
+std::chrono::milliseconds MaxPollInterval(const KafkaProperties& kafka) {
+  int ms = kDefaultMaxPollMs;
+  if (auto it = kafka.find("max.poll.interval.ms"); it != kafka.end()) {
+    static_cast<void>(absl::SimpleAtoi(it->second, &ms));  // librdkafka checks it is a number
+  }
+  return std::chrono::milliseconds(ms);
+}
+
 absl::StatusOr<GroupConsumer> MakeConsumer(
     const ServiceConfig& config, const std::string& group, const std::string& instance,
     RdKafka::RebalanceCb* rebalance, const std::string& client_id = "") {
@@ -379,7 +392,7 @@ absl::StatusOr<GroupConsumer> MakeConsumer(
   props.try_emplace("fetch.wait.max.ms", "20");
   props.try_emplace("partition.assignment.strategy", "cooperative-sticky");
   props.try_emplace("session.timeout.ms", "10000");
-  props.try_emplace("max.poll.interval.ms", "60000");
+  props.try_emplace("max.poll.interval.ms", std::to_string(kDefaultMaxPollMs));
   SIGNPOST_ASSIGN_OR_RETURN(auto conf, MakeClientConf(props));
   // Closing before the first assignment waits up to a session for it (see group_consumer.h):
   // a dead static member holds a rebalance up that long.
@@ -958,14 +971,20 @@ class RoutingStage : public RdKafka::RebalanceCb {
   }
 
   // The group's committed offset of `partition` (0 when it has none). The coordinator can be
-  // out of reach for a while (its broker restarting, say): retried for up to two minutes, then
-  // kUnavailable. Never a guess: restoring against a wrong offset would rebuild or skip state.
+  // out of reach for a while (its broker restarting, say): retried for up to half the
+  // consumers' max.poll.interval.ms (30 s by default), then kUnavailable and the stage stops.
+  // Never a guess: restoring against a wrong offset would rebuild or skip state. The bound is
+  // below the poll interval because this runs inside the rebalance callback: waiting longer
+  // would get the member dropped from the group while it waits.
   absl::StatusOr<std::int64_t> Committed(int partition) {
-    const Clock::time_point deadline = Clock::now() + std::chrono::minutes(2);
+    const Clock::time_point deadline = Clock::now() + MaxPollInterval(config_.kafka) / 2;
     while (true) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       std::vector<RdKafka::TopicPartition*> tps = {
           RdKafka::TopicPartition::create(config_.log_topic, partition)};
-      RdKafka::ErrorCode err = consumer_->committed(tps, 30'000);
+      RdKafka::ErrorCode err = consumer_->committed(
+          tps, static_cast<int>(std::clamp<std::int64_t>(left.count(), 1, 10'000)));
       const std::int64_t offset = tps[0]->offset();
       if (err == RdKafka::ERR_NO_ERROR) {
         // The partition's own error (the broker answers per partition): its offset is not the
@@ -982,7 +1001,8 @@ class RoutingStage : public RdKafka::RebalanceCb {
       }
       spdlog::warn("partition {}: reading the group's committed offset failed ({}); retrying",
                    partition, RdKafka::err2str(err));
-      std::this_thread::sleep_for(std::chrono::seconds(1));
+      std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::seconds(1),
+                                                            deadline - Clock::now()));
     }
   }
 
