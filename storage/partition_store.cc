@@ -70,8 +70,24 @@ std::vector<std::string> ColumnFamilyNames() {
   return {rocksdb::kDefaultColumnFamilyName, kClientsCf, kReferralsCf, kNeedsCf, kMetaCf, kKeysCf};
 }
 
+// The routing thread's view of the write in flight. Its staged entries are serialized into the
+// batch on the writer thread while routing goes on; an entry of it is not changed until the
+// writer is done reading them (a read-only use does not wait).
+struct Staging {
+  std::uint64_t write = 0;  // the number of the last write staged
+  bool reading = false;     // the writer may still be reading that write's entries
+  std::future<void> read;   // ready once it is done reading
+
+  void WaitForWriter() {
+    if (reading) {
+      read.wait();
+      reading = false;
+    }
+  }
+};
+
 // A bounded write-through cache of one column family: reads fill it, writes stay in it (dirty)
-// until Stage() puts them into the commit's batch; after the commit they are clean and the least
+// until Stage() hands them to the commit's write; after the commit they are clean and the least
 // recently used clean entries are evicted down to the capacity. Entries are never evicted
 // between commits, so references handed out during a batch stay valid.
 template <typename Value>
@@ -81,13 +97,15 @@ class CachedTable {
     std::string key;
     Value value;
     bool exists = false;
-    bool dirty = false;  // changed since it was last staged
+    bool dirty = false;       // changed since it was last staged
+    std::uint64_t staged = 0;  // the write that staged it last (Staging::write)
     typename std::list<Entry*>::iterator lru;
   };
 
-  CachedTable(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::size_t capacity)
+  CachedTable(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::size_t capacity,
+              Staging* staging)
       : db_(db), cf_(cf), capacity_(capacity),
-        max_free_(std::min<std::size_t>(capacity / 8, 16'384)) {}
+        max_free_(std::min<std::size_t>(capacity / 8, 16'384)), staging_(staging) {}
 
   // The entry for `key`, loading it on a miss; nullptr only on a read error (recorded).
   Entry* Lookup(std::string_view key, absl::Status& read_status) {
@@ -138,6 +156,15 @@ class CachedTable {
     }
   }
 
+  // Lookup, for a change: waits while the write in flight may still be reading the entry.
+  Entry* LookupForUpdate(std::string_view key, absl::Status& read_status) {
+    Entry* e = Lookup(key, read_status);
+    if (e != nullptr && staging_->reading && e->staged == staging_->write) {
+      staging_->WaitForWriter();
+    }
+    return e;
+  }
+
   void MarkDirty(Entry& entry) {
     if (!entry.dirty) {
       entry.dirty = true;
@@ -145,28 +172,37 @@ class CachedTable {
     }
   }
 
-  // Puts the dirty entries into `batch`; they are clean from here on (changes made while the
-  // write is in flight make them dirty again) and stay cached until Committed().
-  void Stage(rocksdb::WriteBatch& batch, std::vector<std::string>* deleted) {
+  // Hands the dirty entries to the write numbered staging_->write (the routing thread's part):
+  // they are clean from here on (changes made while the write is in flight make them dirty
+  // again) and stay cached until Committed().
+  void Stage() {
+    for (Entry* e : dirty_) {
+      e->dirty = false;
+      e->staged = staging_->write;
+    }
+    staged_.swap(dirty_);  // staged_ is empty: the last write took its entries
+    dirty_.clear();
+  }
+
+  // Puts the staged entries into `batch` (on the writer thread; it only reads them).
+  void WriteStaged(rocksdb::WriteBatch& batch, std::vector<std::string>* deleted) {
     // In key order: the memtable's skip list starts each insert from where the previous one
     // ended, so sorted inserts search only the gap between neighbours instead of the whole list.
-    std::sort(dirty_.begin(), dirty_.end(), [](const Entry* a, const Entry* b) {
+    std::sort(staged_.begin(), staged_.end(), [](const Entry* a, const Entry* b) {
       return a->key < b->key;
     });
-    std::string bytes;
-    for (Entry* e : dirty_) {
+    for (const Entry* e : staged_) {
       if (e->exists) {
-        Serialize(e->value, bytes);
-        batch.Put(cf_, e->key, bytes);
+        Serialize(e->value, bytes_);
+        batch.Put(cf_, e->key, bytes_);
       } else {
         batch.Delete(cf_, e->key);
         if (deleted != nullptr) {
           deleted->push_back(e->key);
         }
       }
-      e->dirty = false;
     }
-    dirty_.clear();
+    staged_.clear();
   }
 
   // The staged write is durable: clean entries may be evicted, least recently used first.
@@ -199,6 +235,7 @@ class CachedTable {
 
   void Clear() {
     dirty_.clear();
+    staged_.clear();
     lru_.clear();
     entries_.clear();
     free_.clear();
@@ -275,6 +312,11 @@ class CachedTable {
   std::list<Entry*> free_lru_;
   std::size_t max_free_ = 0;
   std::vector<Entry*> dirty_;
+  // The entries of the write in flight; the writer thread's from Stage() until it has put them
+  // into the batch.
+  std::vector<Entry*> staged_;
+  std::string bytes_;  // the writer's serialization buffer
+  Staging* staging_;
   // Prefetch's buffers, kept between calls.
   std::vector<rocksdb::Slice> slices_;
   std::vector<rocksdb::PinnableSlice> values_;
@@ -286,7 +328,7 @@ class CachedClientStore final : public router::ClientStore {
  public:
   CachedClientStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* clients,
                     rocksdb::ColumnFamilyHandle* referrals, std::size_t capacity)
-      : clients_(db, clients, capacity), referrals_(db, referrals, capacity) {}
+      : clients_(db, clients, capacity, &staging_), referrals_(db, referrals, capacity, &staging_) {}
 
   const v1::ClientRecord* Find(std::string_view client_ref) override {
     auto* e = clients_.Lookup(client_ref, read_status_);
@@ -294,7 +336,7 @@ class CachedClientStore final : public router::ClientStore {
   }
 
   v1::ClientRecord& Mutable(std::string_view client_ref) override {
-    auto* e = clients_.Lookup(client_ref, read_status_);
+    auto* e = clients_.LookupForUpdate(client_ref, read_status_);
     if (e == nullptr) {
       // A read error: hand out a scratch record; ReadStatus() fails the commit.
       scratch_.Clear();
@@ -310,7 +352,7 @@ class CachedClientStore final : public router::ClientStore {
   }
 
   void Erase(std::string_view client_ref) override {
-    auto* e = clients_.Lookup(client_ref, read_status_);
+    auto* e = clients_.LookupForUpdate(client_ref, read_status_);
     if (e != nullptr) {
       e->exists = false;
       e->value.Clear();
@@ -324,7 +366,7 @@ class CachedClientStore final : public router::ClientStore {
   }
 
   void PutReferral(std::string_view referral_id, std::string_view client_ref) override {
-    auto* e = referrals_.Lookup(referral_id, read_status_);
+    auto* e = referrals_.LookupForUpdate(referral_id, read_status_);
     if (e != nullptr) {
       e->value.assign(client_ref);
       e->exists = true;
@@ -333,7 +375,7 @@ class CachedClientStore final : public router::ClientStore {
   }
 
   void EraseReferral(std::string_view referral_id) override {
-    auto* e = referrals_.Lookup(referral_id, read_status_);
+    auto* e = referrals_.LookupForUpdate(referral_id, read_status_);
     if (e != nullptr) {
       e->exists = false;
       e->value.clear();
@@ -347,10 +389,27 @@ class CachedClientStore final : public router::ClientStore {
     referrals_.Prefetch(referral_ids);
   }
 
-  // Puts every change into `batch`; erased clients are appended to `erased`.
-  void Stage(rocksdb::WriteBatch& batch, std::vector<std::string>& erased) {
-    clients_.Stage(batch, &erased);
-    referrals_.Stage(batch, nullptr);
+  // Hands every change since the last Stage to a new write (the routing thread's part, cheap).
+  void Stage() {
+    ++staging_.write;
+    clients_.Stage();
+    referrals_.Stage();
+  }
+  // The write's part, on the writer thread: puts the staged changes into `batch`; erased
+  // clients are appended to `erased`.
+  void WriteStaged(rocksdb::WriteBatch& batch, std::vector<std::string>& erased) {
+    clients_.WriteStaged(batch, &erased);
+    referrals_.WriteStaged(batch, nullptr);
+  }
+  // The staged entries are being read on the writer thread until `read` is ready.
+  void Reading(std::future<void> read) {
+    staging_.read = std::move(read);
+    staging_.reading = true;
+  }
+  // The write is over (whatever its result): nothing of it is read any more.
+  void WriteOver() {
+    staging_.reading = false;
+    staging_.read = {};
   }
   void Committed() {
     clients_.Committed();
@@ -375,6 +434,7 @@ class CachedClientStore final : public router::ClientStore {
   [[nodiscard]] std::size_t size() const { return clients_.size(); }
 
  private:
+  Staging staging_;  // before the tables, which refer to it
   CachedTable<v1::ClientRecord> clients_;
   CachedTable<std::string> referrals_;
   absl::Status read_status_;
@@ -457,6 +517,9 @@ class PartitionStore::Impl {
   std::vector<std::string> erased_in_batch;
   bool schema_written = false;
   rocksdb::WriteBatch batch;
+  // The router's need changes of the write in flight, taken from the caller's RouterChanges
+  // (which gets the last write's back, for reuse) and serialized by the write.
+  google::protobuf::RepeatedPtrField<v1::OpenNeedSnapshot> upserts;
   // The write of the last CommitAsync, until FinishWrite() collects it.
   std::future<rocksdb::Status> write;
   Offset write_applied{-1};
@@ -643,17 +706,17 @@ absl::StatusOr<std::optional<v1::RouterSnapshot>> PartitionStore::LoadRouterStat
   return snapshot;
 }
 
-absl::Status PartitionStore::Commit(const router::RouterChanges* changes, Offset applied) {
+absl::Status PartitionStore::Commit(router::RouterChanges* changes, Offset applied) {
   // Deferred: the write runs on this thread, inside FinishWrite.
   SIGNPOST_RETURN_IF_ERROR(StartWrite(changes, applied, std::launch::deferred));
   return FinishWrite();
 }
 
-absl::Status PartitionStore::CommitAsync(const router::RouterChanges* changes, Offset applied) {
+absl::Status PartitionStore::CommitAsync(router::RouterChanges* changes, Offset applied) {
   return StartWrite(changes, applied, std::launch::async);
 }
 
-absl::Status PartitionStore::StartWrite(const router::RouterChanges* changes, Offset applied,
+absl::Status PartitionStore::StartWrite(router::RouterChanges* changes, Offset applied,
                                         std::launch policy) {
   SIGNPOST_RETURN_IF_ERROR(FinishWrite());
   Impl& impl = *impl_;
@@ -665,10 +728,8 @@ absl::Status PartitionStore::StartWrite(const router::RouterChanges* changes, Of
   rocksdb::WriteBatch& batch = impl.batch;
   batch.Clear();
   impl.erased_in_batch.clear();
-  impl.client_store->Stage(batch, impl.erased_in_batch);
-  for (const std::string& client : impl.erased_in_batch) {
-    batch.Delete(impl.keys, client);  // crypto-shredding: the payload key goes with the record
-  }
+  impl.upserts.Clear();
+  impl.client_store->Stage();
   if (changes != nullptr) {
     v1::RouterSnapshot header = changes->header;
     header.clear_rules_yaml();
@@ -677,12 +738,7 @@ absl::Status PartitionStore::StartWrite(const router::RouterChanges* changes, Of
     if (changes->rules_changed) {
       batch.Put(impl.meta, kRulesKey, changes->header.rules_yaml());
     }
-    std::string bytes;
-    for (const v1::OpenNeedSnapshot& need : changes->upserts) {
-      bytes.clear();
-      need.SerializeToString(&bytes);
-      batch.Put(impl.needs, EncodeU64(need.id()), bytes);
-    }
+    impl.upserts.Swap(&changes->upserts);
     for (std::uint64_t id : changes->erased) {
       batch.Delete(impl.needs, EncodeU64(id));
     }
@@ -692,16 +748,33 @@ absl::Status PartitionStore::StartWrite(const router::RouterChanges* changes, Of
   }
   batch.Put(impl.meta, kAppliedKey, EncodeU64(static_cast<std::uint64_t>(applied.Value())));
   impl.write_applied = applied;
-  // The batch holds copies of every value: the caller goes on changing the cached records
-  // while RocksDB writes it.
-  auto write = [&impl] {
+  // The rest of the batch is serialized by the write itself, on the writer thread while the
+  // caller goes on routing: the staged records until `read` is set (a record changed before
+  // then waits for it; see Staging), then RocksDB's write of copies of them all.
+  std::promise<void> read;
+  std::future<void> read_done = read.get_future();
+  auto write = [&impl, read = std::move(read)]() mutable {
+    impl.client_store->WriteStaged(impl.batch, impl.erased_in_batch);
+    for (const std::string& client : impl.erased_in_batch) {
+      impl.batch.Delete(impl.keys, client);  // crypto-shredding: the payload key goes too
+    }
+    std::string bytes;
+    for (const v1::OpenNeedSnapshot& need : impl.upserts) {
+      bytes.clear();
+      need.SerializeToString(&bytes);
+      impl.batch.Put(impl.needs, EncodeU64(need.id()), bytes);
+    }
+    read.set_value();
     rocksdb::WriteOptions write_options;
     write_options.sync = impl.options.sync;
     return impl.db->Write(write_options, &impl.batch);
   };
-  impl.write = policy == std::launch::async
-                   ? impl.Post(std::packaged_task<rocksdb::Status()>(write))
-                   : std::async(std::launch::deferred, write);
+  if (policy == std::launch::async) {
+    impl.client_store->Reading(std::move(read_done));
+    impl.write = impl.Post(std::packaged_task<rocksdb::Status()>(std::move(write)));
+  } else {
+    impl.write = std::async(std::launch::deferred, std::move(write));
+  }
   return absl::OkStatus();
 }
 
@@ -711,6 +784,7 @@ absl::Status PartitionStore::FinishWrite() {
     return absl::OkStatus();
   }
   const absl::Status written = ToStatus(impl.write.get(), "commit state");
+  impl.client_store->WriteOver();
   if (!written.ok()) {
     // Whether any of the batch is stored is unknown: every cached record is read again.
     impl.client_store->Clear();

@@ -102,15 +102,19 @@ class PartitionStore {
   // Writes, in one atomic batch: every client and referral change since the last commit, the
   // router's change set (may be null), and `applied`. On error nothing is written and the
   // uncommitted client changes are dropped from the cache (reopen before continuing).
-  [[nodiscard]] absl::Status Commit(const router::RouterChanges* changes, Offset applied);
+  // The need changes are taken from `changes` (it gets those of an earlier write in exchange, to
+  // reuse their allocations: take the next changes into it with Router::TakeChanges).
+  [[nodiscard]] absl::Status Commit(router::RouterChanges* changes, Offset applied);
 
-  // Commit's batch, written on another thread while the caller goes on routing: the state is
-  // serialized before it returns, so later changes do not leak into it. Returns the result of
+  // Commit's batch, serialized and written on another thread while the caller goes on routing:
+  // the batch holds the state as of this call, later changes do not leak into it (a client
+  // record or referral changed before the writer has serialized it waits for that, usually
+  // well under a millisecond; reads do not wait). Returns the result of
   // the previous write (and waits for it first). The write completes at the next CommitAsync,
   // Commit or FinishWrite, or at any other call below that reads or changes the database;
   // AppliedOffset() moves then. Reads through Clients() go on meanwhile, from the cache.
   // Nothing else changes in meaning: the stored state may lag the log, and restores replay.
-  [[nodiscard]] absl::Status CommitAsync(const router::RouterChanges* changes, Offset applied);
+  [[nodiscard]] absl::Status CommitAsync(router::RouterChanges* changes, Offset applied);
   // Waits for the write of the last CommitAsync and returns its result. After a failure every
   // cached record is dropped (it is read again from what was stored).
   [[nodiscard]] absl::Status FinishWrite();
@@ -166,7 +170,7 @@ class PartitionStore {
  private:
   // Stages the batch and starts its write (std::launch::async: on another thread;
   // std::launch::deferred: in the FinishWrite that collects it).
-  absl::Status StartWrite(const router::RouterChanges* changes, Offset applied,
+  absl::Status StartWrite(router::RouterChanges* changes, Offset applied,
                           std::launch policy);
   class Impl;
   explicit PartitionStore(std::unique_ptr<Impl> impl);
