@@ -328,7 +328,8 @@ class CachedClientStore final : public router::ClientStore {
  public:
   CachedClientStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* clients,
                     rocksdb::ColumnFamilyHandle* referrals, std::size_t capacity)
-      : clients_(db, clients, capacity, &staging_), referrals_(db, referrals, capacity, &staging_) {}
+      : clients_(db, clients, capacity, &staging_),
+        referrals_(db, referrals, capacity, &staging_) {}
 
   const v1::ClientRecord* Find(std::string_view client_ref) override {
     auto* e = clients_.Lookup(client_ref, read_status_);

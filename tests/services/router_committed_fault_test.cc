@@ -152,7 +152,8 @@ TEST_F(RouterCommittedFaultTest, AFailedCommittedOffsetReadIsRetriedAndRoutingGo
   EXPECT_TRUE(decided) << "no Routed decision for the referral within 90 s";
   EXPECT_TRUE(result.ok()) << result;
   spdlog::default_logger()->sinks().pop_back();
-  EXPECT_EQ(RetryLines(*log), 2) << "both injected OffsetFetch errors must reach the routing stage";
+  EXPECT_EQ(RetryLines(*log), 2)
+      << "both injected OffsetFetch errors must reach the routing stage";
 }
 
 TEST_F(RouterCommittedFaultTest, AReadThatKeepsFailingStopsTheStageWithinHalfThePollInterval) {
