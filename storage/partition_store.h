@@ -108,12 +108,12 @@ class PartitionStore {
 
   // Commit's batch, serialized and written on another thread while the caller goes on routing:
   // the batch holds the state as of this call, later changes do not leak into it (a client
-  // record or referral changed before the writer has serialized it waits for that, usually
-  // well under a millisecond; reads do not wait). Returns the result of
-  // the previous write (and waits for it first). The write completes at the next CommitAsync,
-  // Commit or FinishWrite, or at any other call below that reads or changes the database;
-  // AppliedOffset() moves then. Reads through Clients() go on meanwhile, from the cache.
-  // Nothing else changes in meaning: the stored state may lag the log, and restores replay.
+  // record or referral changed before the writer has serialized it waits for that; reads do
+  // not wait). Returns the result of the previous write (and waits for it first). The write
+  // completes at the next CommitAsync, Commit or FinishWrite, or at any other call below that
+  // reads or changes the database; AppliedOffset() moves then. Reads through Clients() go on
+  // meanwhile, from the cache. Nothing else changes in meaning: the stored state may lag the
+  // log, and restores replay.
   [[nodiscard]] absl::Status CommitAsync(router::RouterChanges* changes, Offset applied);
   // Waits for the write of the last CommitAsync and returns its result. After a failure every
   // cached record is dropped (it is read again from what was stored).
