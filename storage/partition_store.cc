@@ -75,13 +75,13 @@ std::vector<std::string> ColumnFamilyNames() {
 // writer is done reading them (a read-only use does not wait).
 struct Staging {
   std::uint64_t write = 0;  // the number of the last write staged
-  bool reading = false;     // the writer may still be reading that write's entries
-  std::future<void> read;   // ready once it is done reading
+  // While valid, the writer may still be reading that write's entries; ready once it is not.
+  std::future<void> read;
 
   void WaitForWriter() {
-    if (reading) {
+    if (read.valid()) {
       read.wait();
-      reading = false;
+      read = {};
     }
   }
 };
@@ -159,7 +159,7 @@ class CachedTable {
   // Lookup, for a change: waits while the write in flight may still be reading the entry.
   Entry* LookupForUpdate(std::string_view key, absl::Status& read_status) {
     Entry* e = Lookup(key, read_status);
-    if (e != nullptr && staging_->reading && e->staged == staging_->write) {
+    if (e != nullptr && staging_->read.valid() && e->staged == staging_->write) {
       staging_->WaitForWriter();
     }
     return e;
@@ -403,15 +403,9 @@ class CachedClientStore final : public router::ClientStore {
     referrals_.WriteStaged(batch, nullptr);
   }
   // The staged entries are being read on the writer thread until `read` is ready.
-  void Reading(std::future<void> read) {
-    staging_.read = std::move(read);
-    staging_.reading = true;
-  }
+  void Reading(std::future<void> read) { staging_.read = std::move(read); }
   // The write is over (whatever its result): nothing of it is read any more.
-  void WriteOver() {
-    staging_.reading = false;
-    staging_.read = {};
-  }
+  void WriteOver() { staging_.read = {}; }
   void Committed() {
     clients_.Committed();
     referrals_.Committed();
