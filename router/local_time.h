@@ -15,7 +15,12 @@ struct LocalTime {
   int year = 1970;
   int weekday = 0;  // 0 Monday .. 6 Sunday
   int minute = 0;   // minutes since local midnight
+  friend bool operator==(const LocalTime&, const LocalTime&) = default;
 };
+
+// ToLocalTime gives the same answer for every instant of one UTC minute (zone offsets change
+// only on whole minutes), so a caller may keep a result for the rest of its minute.
+constexpr std::int64_t kLocalTimeMinuteMs = 60'000;
 
 [[nodiscard]] LocalTime ToLocalTime(std::int64_t unix_ms, TimeZone zone);
 

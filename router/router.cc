@@ -2,6 +2,7 @@
 #include "router/router.h"
 
 #include <algorithm>
+#include <limits>
 #include <tuple>
 #include <utility>
 
@@ -1060,11 +1061,18 @@ v1::ClientHistoryEntry& Router::AddHistory(const OpenNeed& need, v1::HistoryKind
   return *entry;
 }
 
-// Local time of now_ms_, computed once per time and zone.
+// Local time of now_ms_, computed once per UTC minute and zone.
 const LocalTime& Router::Local() const {
-  if (local_for_ms_ != now_ms_ || local_zone_ != rules_->time_zone) {
+  if (now_ms_ < local_from_ms_ || now_ms_ >= local_until_ms_ ||
+      local_zone_ != rules_->time_zone) {
     local_ = ToLocalTime(now_ms_, rules_->time_zone);
-    local_for_ms_ = now_ms_;
+    const std::int64_t into_minute =
+        (now_ms_ % kLocalTimeMinuteMs + kLocalTimeMinuteMs) % kLocalTimeMinuteMs;
+    local_from_ms_ = now_ms_ - into_minute;
+    // The last minute before the int64 limit is not cached rather than overflow.
+    local_until_ms_ = local_from_ms_ <= std::numeric_limits<std::int64_t>::max() - kLocalTimeMinuteMs
+                          ? local_from_ms_ + kLocalTimeMinuteMs
+                          : local_from_ms_;
     local_zone_ = rules_->time_zone;
   }
   return local_;

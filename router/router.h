@@ -294,7 +294,8 @@ class Router {
   std::vector<std::uint64_t> scratch_ids_;
   v1::ClientRecord* cached_record_ = nullptr;
   mutable LocalTime local_;
-  mutable std::int64_t local_for_ms_ = -1;
+  mutable std::int64_t local_from_ms_ = 0;  // local_ holds for event times in [from, until)
+  mutable std::int64_t local_until_ms_ = 0;
   mutable TimeZone local_zone_ = TimeZone::kUtc;
   std::string cached_client_;
 };

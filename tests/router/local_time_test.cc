@@ -37,5 +37,25 @@ TEST(LocalTimeTest, BstMovesTheLocalDayAtMidnight) {
   EXPECT_EQ(t.minute, 30);
 }
 
+// The router keeps one answer for a whole UTC minute: check that holds at both BST switches, at
+// local midnight and before 1970, and that the next minute differs.
+TEST(LocalTimeTest, OneAnswerPerUtcMinute) {
+  const std::int64_t minutes[] = {Utc(2026, 3, 29, 0, 59), Utc(2026, 3, 29, 1, 0),
+                                  Utc(2026, 10, 25, 0, 59), Utc(2026, 10, 25, 1, 0),
+                                  Utc(2026, 6, 30, 22, 59), Utc(2026, 6, 30, 23, 0),
+                                  Utc(1969, 12, 31, 23, 59)};
+  for (const TimeZone zone : {TimeZone::kUtc, TimeZone::kEuropeLondon}) {
+    for (const std::int64_t m : minutes) {
+      const LocalTime first = ToLocalTime(m, zone);
+      for (const std::int64_t into : {std::int64_t{1}, std::int64_t{30'000},
+                                      kLocalTimeMinuteMs - 1}) {
+        EXPECT_EQ(ToLocalTime(m + into, zone), first) << m << " + " << into;
+      }
+      EXPECT_NE(ToLocalTime(m + kLocalTimeMinuteMs, zone).minute, first.minute) << m;
+      EXPECT_NE(ToLocalTime(m - 1, zone).minute, first.minute) << m;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace signpost::router

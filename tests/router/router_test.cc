@@ -350,6 +350,20 @@ TEST_F(RouterTest, WaitsForOpeningHours) {
   EXPECT_THAT(AdvanceAndTick(24 * kHour), ElementsAre(RoutedTo("r1", "money-advice")));
 }
 
+// The router keeps its local time for the rest of a UTC minute: the last millisecond before
+// opening still waits, the first one of 09:00 places, and so does the close at 17:00.
+TEST_F(RouterTest, OpeningHoursHoldToTheMillisecond) {
+  events_.SetNow(1'767'603'599'999);  // Mon 2026-01-05 08:59:59.999 UTC (GMT)
+  ASSERT_THAT(Refer("r1", "c1", {"money"}),
+              ElementsAre(QueuedFor("r1", v1::PENDING_REASON_OUTSIDE_OPENING_HOURS)));
+  EXPECT_THAT(AdvanceAndTick(1), ElementsAre(RoutedTo("r1", "money-advice")));  // 09:00:00.000
+  events_.Advance(8 * kHour - 1);  // 16:59:59.999
+  EXPECT_THAT(Refer("r2", "c2", {"money"}), ElementsAre(RoutedTo("r2", "money-advice")));
+  events_.Advance(1);  // 17:00:00.000
+  EXPECT_THAT(Refer("r3", "c3", {"money"}),
+              ElementsAre(QueuedFor("r3", v1::PENDING_REASON_OUTSIDE_OPENING_HOURS)));
+}
+
 TEST_F(RouterTest, WaitsForConsent) {
   v1::Envelope e = events_.Referral("r1", "c1", {"befriending"});
   e.mutable_referral_submitted()->clear_consent();
