@@ -2,6 +2,8 @@
 #include "router/router.h"
 
 #include <algorithm>
+#include <charconv>
+#include <iterator>
 #include <limits>
 #include <tuple>
 #include <utility>
@@ -15,6 +17,7 @@ namespace signpost::router {
 namespace {
 
 constexpr std::size_t kMaxIdLength = 128;
+constexpr std::string_view kProducer = "router";
 constexpr int kMaxHistory = 32;
 constexpr int kMaxDrainMisses = 64;  // waiting needs tried per drain that still cannot be placed
 
@@ -46,9 +49,23 @@ v1::Envelope& DecisionBuffer::Add(v1::Envelope::BodyCase body) {
     free.pop_back();
     // The body keeps its allocation (strings keep their capacity); its content is cleared.
     switch (body) {
-      case v1::Envelope::kRouted:
-        e->mutable_routed()->Clear();
+      case v1::Envelope::kRouted: {
+        // Routed::Clear() would delete the score and attributes, which every Routed carries
+        // (Place sets both): keep them, cleared, for this decision.
+        v1::Routed* routed = e->mutable_routed();
+        std::unique_ptr<v1::ScoreParts> score(routed->release_score());
+        std::unique_ptr<v1::ScopedAttributes> attributes(routed->release_attributes());
+        routed->Clear();
+        if (score != nullptr) {
+          score->Clear();
+          routed->set_allocated_score(score.release());
+        }
+        if (attributes != nullptr) {
+          attributes->Clear();
+          routed->set_allocated_attributes(attributes.release());
+        }
         break;
+      }
       case v1::Envelope::kQueued:
         e->mutable_queued()->Clear();
         break;
@@ -175,11 +192,22 @@ v1::Envelope& Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase bo
   // event id (a retried submission, a restarted ticker).
   std::string* id = e.mutable_event_id();
   id->assign(cause_->domain());
-  absl::StrAppend(id, "/", last_applied_.Value(), "/", decisions_in_apply_++);
+  char number[24];  // any int64 in decimal
+  id->push_back('/');
+  id->append(number, std::to_chars(number, std::end(number), last_applied_.Value()).ptr);
+  id->push_back('/');
+  id->append(number, std::to_chars(number, std::end(number), decisions_in_apply_++).ptr);
   e.set_event_time_ms(now_ms_);
-  e.set_producer("router");
-  e.set_trace_id(cause_->trace_id());
-  e.set_domain(cause_->domain());
+  // A recycled envelope usually holds these already: copy only what differs.
+  if (e.producer() != kProducer) {
+    e.set_producer(kProducer.data(), kProducer.size());
+  }
+  if (e.trace_id() != cause_->trace_id()) {
+    e.set_trace_id(cause_->trace_id());
+  }
+  if (e.domain() != cause_->domain()) {
+    e.set_domain(cause_->domain());
+  }
   return e;
 }
 

@@ -4,6 +4,7 @@
 #include <random>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "tests/testing/events.h"
 
 namespace signpost::testing {
@@ -150,6 +151,22 @@ std::vector<v1::Envelope> RandomStream(std::uint64_t seed, int length) {
     } else {
       // A duplicate of an earlier referral.
       stream.push_back(events.Referral(submitted[pick(submitted.size())].first, "c0", {"food"}));
+    }
+    // Trace ids differ (some events have none) and a few events name another domain, so the
+    // header of a decision built in a recycled envelope is checked against a fresh one.
+    v1::Envelope& last = stream.back();
+    switch (pick(4)) {
+      case 0:
+        last.clear_trace_id();
+        break;
+      case 1:
+        last.set_trace_id(absl::StrCat("trace-", i));
+        break;
+      default:
+        break;
+    }
+    if (pick(10) == 0) {
+      last.set_domain("wiltshire");
     }
   }
   return stream;
