@@ -2,6 +2,7 @@
 #include "router/rules.h"
 
 #include <algorithm>
+#include <cstring>
 #include <initializer_list>
 #include <utility>
 
@@ -270,17 +271,9 @@ absl::Status ReadPod(const Reader& r, const YAML::Node& node, const std::string&
   if (areas.empty()) {
     return r.Error(coverage, Reader::Join(path, "coverage"), "must name at least one area");
   }
-  for (std::string& area : areas) {
-    absl::AsciiStrToUpper(&area);
-    if (area == "*") {
-      pod.coverage.county_wide = true;
-    } else if (area.size() > 1 && area.back() == '*') {
-      pod.coverage.prefixes.push_back(area.substr(0, area.size() - 1));
-    } else {
-      pod.coverage.exact.push_back(area);
-    }
+  for (const std::string& area : areas) {
+    pod.coverage.Add(area);
   }
-  std::sort(pod.coverage.exact.begin(), pod.coverage.exact.end());
 
   if (const YAML::Node e = node["eligibility"]) {
     const std::string epath = Reader::Join(path, "eligibility");
@@ -522,18 +515,57 @@ absl::StatusOr<std::shared_ptr<const Rules>> Load(const Reader& r, const YAML::N
 
 }  // namespace
 
+std::uint64_t Coverage::Pack(std::string_view s, bool with_length) {
+  char bytes[8] = {};
+  std::memcpy(bytes, s.data(), std::min(s.size(), sizeof bytes));
+  if (with_length) {
+    bytes[kPackedMax] = static_cast<char>(s.size());
+  }
+  std::uint64_t bits;
+  std::memcpy(&bits, bytes, sizeof bits);
+  return bits;
+}
+
+void Coverage::Add(std::string_view area) {
+  const std::string upper = absl::AsciiStrToUpper(AbslView(area));
+  if (upper == "*") {
+    county_wide_ = true;
+  } else if (upper.size() > 1 && upper.back() == '*') {
+    const std::string_view prefix = std::string_view(upper).substr(0, upper.size() - 1);
+    if (prefix.size() <= kPackedMax) {
+      const std::string ones(prefix.size(), '\xff');
+      prefixes_.push_back({Pack(prefix, false), Pack(ones, false), prefix.size()});
+    } else {
+      long_prefixes_.emplace_back(prefix);
+    }
+  } else if (upper.size() <= kPackedMax) {
+    exact_.insert(std::upper_bound(exact_.begin(), exact_.end(), Pack(upper, true)),
+                  Pack(upper, true));
+  } else {
+    long_exact_.insert(std::upper_bound(long_exact_.begin(), long_exact_.end(), upper), upper);
+  }
+}
+
 std::uint32_t Coverage::Specificity(std::string_view outward) const {
   if (!outward.empty()) {
-    if (std::binary_search(exact.begin(), exact.end(), outward)) {
+    if (outward.size() <= kPackedMax
+            ? std::binary_search(exact_.begin(), exact_.end(), Pack(outward, true))
+            : std::binary_search(long_exact_.begin(), long_exact_.end(), outward)) {
       return 3;
     }
-    for (const std::string& prefix : prefixes) {
+    const std::uint64_t head = Pack(outward, false);
+    for (const Prefix& prefix : prefixes_) {
+      if (outward.size() >= prefix.size && (head & prefix.mask) == prefix.bits) {
+        return 2;
+      }
+    }
+    for (const std::string& prefix : long_prefixes_) {
       if (outward.substr(0, prefix.size()) == prefix) {
         return 2;
       }
     }
   }
-  return county_wide ? 1 : 0;
+  return county_wide_ ? 1 : 0;
 }
 
 bool PodRule::Serves(NeedIndex need) const {

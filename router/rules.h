@@ -39,13 +39,33 @@ struct NeedType {
   std::string name;
 };
 
-struct Coverage {
-  std::vector<std::string> exact;     // outward codes, e.g. "BA2"
-  std::vector<std::string> prefixes;  // from "BA*": any outward code starting "BA"
-  bool county_wide = false;           // "*"
+// The areas a pod covers. Routing asks it several times per need, so codes and prefixes of up
+// to 7 bytes (every UK outward code) are kept packed into integers and compared as such.
+class Coverage {
+ public:
+  // Adds an outward code ("BA2"), a prefix ("BA*": any code starting "BA") or the whole county
+  // ("*"), in any case.
+  void Add(std::string_view area);
 
-  // 3 exact, 2 prefix, 1 county-wide, 0 not covered.
+  // 3 exact, 2 prefix, 1 county-wide, 0 not covered. `outward` in upper case.
   [[nodiscard]] std::uint32_t Specificity(std::string_view outward) const;
+
+ private:
+  static constexpr std::size_t kPackedMax = 7;  // bytes; the length goes in the eighth
+  // The first min(size, 8) bytes of `s`, zero-padded; with the length in the top byte when
+  // `with_length` (then s.size() <= kPackedMax).
+  static std::uint64_t Pack(std::string_view s, bool with_length);
+
+  struct Prefix {
+    std::uint64_t bits;
+    std::uint64_t mask;
+    std::size_t size;
+  };
+  std::vector<std::uint64_t> exact_;      // packed with their length, sorted
+  std::vector<std::string> long_exact_;   // longer codes, sorted
+  std::vector<Prefix> prefixes_;          // packed, up to kPackedMax bytes
+  std::vector<std::string> long_prefixes_;
+  bool county_wide_ = false;
 };
 
 struct OpeningHours {

@@ -143,14 +143,42 @@ TEST(RulesTest, PodStatusNamesAreTheRulesFiles) {
 
 TEST(RulesTest, CoverageSpecificity) {
   Coverage c;
-  c.exact = {"BA1", "BA2"};
-  c.prefixes = {"BS3"};
+  c.Add("BA1");
+  c.Add("ba2");
+  c.Add("BS3*");
   EXPECT_EQ(c.Specificity("BA2"), 3u);
+  EXPECT_EQ(c.Specificity("BA1"), 3u);
   EXPECT_EQ(c.Specificity("BS31"), 2u);
+  EXPECT_EQ(c.Specificity("BS3"), 2u);
   EXPECT_EQ(c.Specificity("BS40"), 0u);
+  EXPECT_EQ(c.Specificity("BA"), 0u);    // a code's start is not the code
+  EXPECT_EQ(c.Specificity("BA21"), 0u);  // nor is a longer code
+  EXPECT_EQ(c.Specificity("BS"), 0u);    // shorter than the prefix
+  EXPECT_EQ(c.Specificity(std::string_view("BA1\0", 4)), 0u);
   EXPECT_EQ(c.Specificity(""), 0u);
-  c.county_wide = true;
+  c.Add("*");
   EXPECT_EQ(c.Specificity("BS40"), 1u);
+}
+
+// Codes and prefixes of 7 bytes are packed into integers, longer ones kept as strings: both
+// sides of that line match alike.
+TEST(RulesTest, CoverageSpecificityOfLongCodes) {
+  Coverage c;
+  c.Add("ABCDEFG");      // 7: packed
+  c.Add("ABCDEFGH");     // 8: a string
+  c.Add("PQRSTUV*");     // a 7-byte prefix, packed
+  c.Add("WXYZWXYZW*");   // a 9-byte prefix, a string
+  EXPECT_EQ(c.Specificity("ABCDEFG"), 3u);
+  EXPECT_EQ(c.Specificity("ABCDEFGH"), 3u);
+  EXPECT_EQ(c.Specificity("ABCDEF"), 0u);
+  EXPECT_EQ(c.Specificity("ABCDEFGHI"), 0u);
+  EXPECT_EQ(c.Specificity("PQRSTUV"), 2u);
+  EXPECT_EQ(c.Specificity("PQRSTUVW12"), 2u);
+  EXPECT_EQ(c.Specificity("PQRSTU"), 0u);
+  EXPECT_EQ(c.Specificity("PQRSTUX"), 0u);
+  EXPECT_EQ(c.Specificity("WXYZWXYZW"), 2u);
+  EXPECT_EQ(c.Specificity("WXYZWXYZWQ"), 2u);
+  EXPECT_EQ(c.Specificity("WXYZWXYZ"), 0u);
 }
 
 }  // namespace
