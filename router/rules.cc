@@ -2,7 +2,6 @@
 #include "router/rules.h"
 
 #include <algorithm>
-#include <cstring>
 #include <initializer_list>
 #include <utility>
 
@@ -516,13 +515,14 @@ absl::StatusOr<std::shared_ptr<const Rules>> Load(const Reader& r, const YAML::N
 }  // namespace
 
 std::uint64_t Coverage::Pack(std::string_view s, bool with_length) {
-  char bytes[8] = {};
-  std::memcpy(bytes, s.data(), std::min(s.size(), sizeof bytes));
-  if (with_length) {
-    bytes[kPackedMax] = static_cast<char>(s.size());
+  std::uint64_t bits = 0;
+  const std::size_t n = std::min<std::size_t>(s.size(), 8);
+  for (std::size_t i = 0; i < n; ++i) {
+    bits |= std::uint64_t{static_cast<unsigned char>(s[i])} << (8 * i);
   }
-  std::uint64_t bits;
-  std::memcpy(&bits, bytes, sizeof bits);
+  if (with_length) {
+    bits |= std::uint64_t{s.size()} << (8 * kPackedMax);
+  }
   return bits;
 }
 
@@ -533,8 +533,8 @@ void Coverage::Add(std::string_view area) {
   } else if (upper.size() > 1 && upper.back() == '*') {
     const std::string_view prefix = std::string_view(upper).substr(0, upper.size() - 1);
     if (prefix.size() <= kPackedMax) {
-      const std::string ones(prefix.size(), '\xff');
-      prefixes_.push_back({Pack(prefix, false), Pack(ones, false), prefix.size()});
+      const std::uint64_t mask = (std::uint64_t{1} << (8 * prefix.size())) - 1;
+      prefixes_.push_back({Pack(prefix, false), mask, prefix.size()});
     } else {
       long_prefixes_.emplace_back(prefix);
     }
