@@ -922,9 +922,20 @@ void Router::OnRulesChanged(const v1::Envelope& event, DecisionBuffer& out) {
 }
 
 void Router::OnTick(DecisionBuffer& out) {
-  while (!timers_.empty() && timers_.begin()->at <= now_ms_) {
-    const Timer timer = *timers_.begin();
-    timers_.erase(timers_.begin());
+  while (true) {
+    // The first due timer over all kinds: the order one set of all timers would give.
+    absl::btree_set<Timer>* due = nullptr;
+    for (absl::btree_set<Timer>& kind : timers_) {
+      if (!kind.empty() && kind.begin()->at <= now_ms_ &&
+          (due == nullptr || *kind.begin() < *due->begin())) {
+        due = &kind;
+      }
+    }
+    if (due == nullptr) {
+      break;
+    }
+    const Timer timer = *due->begin();
+    due->erase(due->begin());
     auto it = needs_.find(timer.id);
     if (it == needs_.end() || it->second.generation != timer.generation) {
       continue;  // stale: the need moved on since the timer was set
@@ -1021,7 +1032,8 @@ void Router::Dequeue(const OpenNeed& need) {
 }
 
 void Router::AddTimer(std::int64_t at, const OpenNeed& need, TimerKind kind) {
-  timers_.insert({at, need.id, kind, need.generation});
+  absl::btree_set<Timer>& timers = timers_[static_cast<std::size_t>(kind)];
+  timers.insert(timers.end(), {at, need.id, kind, need.generation});  // the end: usually right
 }
 
 std::uint32_t Router::IntakeToday(PodIndex pod) const {
@@ -1129,7 +1141,9 @@ void Router::RebuildDerived() {
     queue.clear();
   }
   pod_waiting_.assign(pods_.size(), {});
-  timers_.clear();
+  for (absl::btree_set<Timer>& kind : timers_) {
+    kind.clear();
+  }
   std::vector<std::uint64_t> ids;
   ids.reserve(needs_.size());
   for (const auto& [id, need] : needs_) {

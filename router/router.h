@@ -282,7 +282,10 @@ class Router {
   NeedKeys keys_;  // (referral id, need code) -> id
   std::vector<absl::btree_set<QueueKey>> queues_;           // by NeedIndex
   std::vector<absl::btree_set<QueueKey>> pod_waiting_;      // by PodIndex
-  absl::btree_set<Timer> timers_;
+  // Pending timers, one set per TimerKind: within a kind, new timers mostly fall after all the
+  // others (a pod's accept timeout, a step's wait and a need's maximum wait are fixed lengths
+  // from now), so an insert at the end is nearly free. Stale ones stay until due.
+  std::array<absl::btree_set<Timer>, 3> timers_;
   absl::flat_hash_set<std::uint64_t> changed_needs_;  // since the last TakeChanges()
   bool rules_changed_ = true;
 

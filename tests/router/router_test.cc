@@ -163,6 +163,20 @@ TEST_F(RouterTest, MovesOnAfterTheStepWait) {
   EXPECT_EQ(d[0].routed().waited_ms(), 4 * kHour);
 }
 
+// Timers due at the same instant fire in (time, arrival) order whatever their kind: r2's step
+// deadline (the earlier need) before r3's accept timeout, so r2 takes the one county place.
+TEST_F(RouterTest, TimersDueTogetherFireInArrivalOrderAcrossKinds) {
+  Refer("r1", "c1", {"food"}, "BS31");  // food-keynsham: full now, no accept timeout
+  ASSERT_THAT(Refer("r2", "c2", {"food"}, "BS31"),
+              ElementsAre(QueuedFor("r2", v1::PENDING_REASON_ALL_AT_CAPACITY)));  // step: 4h
+  events_.Advance(2 * kHour);
+  ASSERT_THAT(Refer("r3", "c3", {"food"}), ElementsAre(RoutedTo("r3", "food-bath")));  // 2h more
+  auto d = AdvanceAndTick(2 * kHour);
+  EXPECT_THAT(d, ElementsAre(RoutedTo("r2", "food-county"),
+                             ReleasedFrom("food-bath", v1::RELEASE_REASON_ACCEPT_TIMEOUT),
+                             QueuedFor("r3", v1::PENDING_REASON_ALL_AT_CAPACITY)));
+}
+
 TEST_F(RouterTest, PlacesAWaitingNeedTheMomentCapacityFrees) {
   Refer("r1", "c1", {"food"});
   Apply(events_.Accept("r1", "food", "food-bath"));
