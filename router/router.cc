@@ -1110,9 +1110,10 @@ const LocalTime& Router::Local() const {
         (now_ms_ % kLocalTimeMinuteMs + kLocalTimeMinuteMs) % kLocalTimeMinuteMs;
     local_from_ms_ = now_ms_ - into_minute;
     // The last minute before the int64 limit is not cached rather than overflow.
-    local_until_ms_ = local_from_ms_ <= std::numeric_limits<std::int64_t>::max() - kLocalTimeMinuteMs
-                          ? local_from_ms_ + kLocalTimeMinuteMs
-                          : local_from_ms_;
+    constexpr std::int64_t kLastFrom =
+        std::numeric_limits<std::int64_t>::max() - kLocalTimeMinuteMs;
+    local_until_ms_ = local_from_ms_ <= kLastFrom ? local_from_ms_ + kLocalTimeMinuteMs
+                                                  : local_from_ms_;
     local_zone_ = rules_->time_zone;
   }
   return local_;
