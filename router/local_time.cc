@@ -4,7 +4,6 @@
 namespace signpost::router {
 namespace {
 
-constexpr std::int64_t kMsPerMinute = 60'000;
 constexpr std::int64_t kMsPerDay = 86'400'000;
 
 std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {

@@ -20,7 +20,7 @@ struct LocalTime {
 
 // ToLocalTime gives the same answer for every instant of one UTC minute (zone offsets change
 // only on whole minutes), so a caller may keep a result for the rest of its minute.
-constexpr std::int64_t kLocalTimeMinuteMs = 60'000;
+constexpr std::int64_t kMsPerMinute = 60'000;
 
 [[nodiscard]] LocalTime ToLocalTime(std::int64_t unix_ms, TimeZone zone);
 

@@ -1107,12 +1107,12 @@ const LocalTime& Router::Local() const {
       local_zone_ != rules_->time_zone) {
     local_ = ToLocalTime(now_ms_, rules_->time_zone);
     const std::int64_t into_minute =
-        (now_ms_ % kLocalTimeMinuteMs + kLocalTimeMinuteMs) % kLocalTimeMinuteMs;
+        (now_ms_ % kMsPerMinute + kMsPerMinute) % kMsPerMinute;
     local_from_ms_ = now_ms_ - into_minute;
     // The last minute before the int64 limit is not cached rather than overflow.
     constexpr std::int64_t kLastFrom =
-        std::numeric_limits<std::int64_t>::max() - kLocalTimeMinuteMs;
-    local_until_ms_ = local_from_ms_ <= kLastFrom ? local_from_ms_ + kLocalTimeMinuteMs
+        std::numeric_limits<std::int64_t>::max() - kMsPerMinute;
+    local_until_ms_ = local_from_ms_ <= kLastFrom ? local_from_ms_ + kMsPerMinute
                                                   : local_from_ms_;
     local_zone_ = rules_->time_zone;
   }

@@ -533,14 +533,13 @@ void Coverage::Add(std::string_view area) {
   } else if (upper.size() > 1 && upper.back() == '*') {
     const std::string_view prefix = std::string_view(upper).substr(0, upper.size() - 1);
     if (prefix.size() <= kPackedMax) {
-      const std::uint64_t mask = (std::uint64_t{1} << (8 * prefix.size())) - 1;
-      prefixes_.push_back({Pack(prefix, false), mask, prefix.size()});
+      prefixes_.push_back({Pack(prefix, false), prefix.size()});
     } else {
       long_prefixes_.emplace_back(prefix);
     }
   } else if (upper.size() <= kPackedMax) {
-    exact_.insert(std::upper_bound(exact_.begin(), exact_.end(), Pack(upper, true)),
-                  Pack(upper, true));
+    const std::uint64_t code = Pack(upper, true);
+    exact_.insert(std::upper_bound(exact_.begin(), exact_.end(), code), code);
   } else {
     long_exact_.insert(std::upper_bound(long_exact_.begin(), long_exact_.end(), upper), upper);
   }
@@ -555,7 +554,9 @@ std::uint32_t Coverage::Specificity(std::string_view outward) const {
     }
     const std::uint64_t head = Pack(outward, false);
     for (const Prefix& prefix : prefixes_) {
-      if (outward.size() >= prefix.size && (head & prefix.mask) == prefix.bits) {
+      // The size check matters only for a prefix holding a NUL byte, which packs like an end.
+      const std::uint64_t mask = (std::uint64_t{1} << (8 * prefix.size)) - 1;
+      if (outward.size() >= prefix.size && (head & mask) == prefix.bits) {
         return 2;
       }
     }

@@ -57,9 +57,8 @@ class Coverage {
   static std::uint64_t Pack(std::string_view s, bool with_length);
 
   struct Prefix {
-    std::uint64_t bits;
-    std::uint64_t mask;
-    std::size_t size;
+    std::uint64_t bits;  // Pack(prefix, false)
+    std::size_t size;    // up to kPackedMax
   };
   std::vector<std::uint64_t> exact_;      // packed with their length, sorted
   std::vector<std::string> long_exact_;   // longer codes, sorted

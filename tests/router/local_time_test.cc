@@ -48,10 +48,10 @@ TEST(LocalTimeTest, OneAnswerPerUtcMinute) {
     for (const std::int64_t m : minutes) {
       const LocalTime first = ToLocalTime(m, zone);
       for (const std::int64_t into : {std::int64_t{1}, std::int64_t{30'000},
-                                      kLocalTimeMinuteMs - 1}) {
+                                      kMsPerMinute - 1}) {
         EXPECT_EQ(ToLocalTime(m + into, zone), first) << m << " + " << into;
       }
-      EXPECT_NE(ToLocalTime(m + kLocalTimeMinuteMs, zone).minute, first.minute) << m;
+      EXPECT_NE(ToLocalTime(m + kMsPerMinute, zone).minute, first.minute) << m;
       EXPECT_NE(ToLocalTime(m - 1, zone).minute, first.minute) << m;
     }
   }

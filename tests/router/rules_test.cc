@@ -179,6 +179,10 @@ TEST(RulesTest, CoverageSpecificityOfLongCodes) {
   EXPECT_EQ(c.Specificity("WXYZWXYZW"), 2u);
   EXPECT_EQ(c.Specificity("WXYZWXYZWQ"), 2u);
   EXPECT_EQ(c.Specificity("WXYZWXYZ"), 0u);
+  // A prefix holding a NUL byte packs like a shorter one: its length still counts.
+  c.Add(std::string_view("Q\0*", 3));
+  EXPECT_EQ(c.Specificity("Q"), 0u);
+  EXPECT_EQ(c.Specificity(std::string_view("Q\0Z", 3)), 2u);
 }
 
 }  // namespace
