@@ -39,63 +39,6 @@ bool Temporary(v1::CandidateRejection reason) {
 
 }  // namespace
 
-v1::Envelope& DecisionBuffer::Add(v1::Envelope::BodyCase body) {
-  auto& free = free_[static_cast<std::size_t>(body)];
-  std::unique_ptr<v1::Envelope> e;
-  if (free.empty()) {
-    e = std::make_unique<v1::Envelope>();
-  } else {
-    e = std::move(free.back());
-    free.pop_back();
-    // The body keeps its allocation (strings keep their capacity); its content is cleared.
-    switch (body) {
-      case v1::Envelope::kRouted: {
-        // Routed::Clear() would delete the score and attributes, which every Routed carries
-        // (Place sets both): keep them, cleared, for this decision.
-        v1::Routed* routed = e->mutable_routed();
-        std::unique_ptr<v1::ScoreParts> score(routed->release_score());
-        std::unique_ptr<v1::ScopedAttributes> attributes(routed->release_attributes());
-        routed->Clear();
-        if (score != nullptr) {
-          score->Clear();
-          routed->set_allocated_score(score.release());
-        }
-        if (attributes != nullptr) {
-          attributes->Clear();
-          routed->set_allocated_attributes(attributes.release());
-        }
-        break;
-      }
-      case v1::Envelope::kQueued:
-        e->mutable_queued()->Clear();
-        break;
-      case v1::Envelope::kEscalated:
-        e->mutable_escalated()->Clear();
-        break;
-      case v1::Envelope::kReleased:
-        e->mutable_released()->Clear();
-        break;
-      case v1::Envelope::kRejected:
-        e->mutable_rejected()->Clear();
-        break;
-      case v1::Envelope::kClientErased:
-        e->mutable_client_erased()->Clear();
-        break;
-      default:
-        e->Clear();
-    }
-  }
-  envelopes_.push_back(std::move(e));
-  return *envelopes_.back();
-}
-
-void DecisionBuffer::Clear() {
-  for (auto& e : envelopes_) {
-    free_[static_cast<std::size_t>(e->body_case())].push_back(std::move(e));
-  }
-  envelopes_.clear();
-}
-
 Router::Router(std::shared_ptr<const Rules> rules, ClientStore& clients)
     : rules_(std::move(rules)), clients_(clients) {
   ResetPods(nullptr, nullptr);
@@ -185,39 +128,55 @@ absl::StatusOr<ApplyResult> Router::Apply(const v1::Envelope& event, Offset offs
   return ApplyResult::kApplied;
 }
 
-v1::Envelope& Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body) {
-  v1::Envelope& e = out.Add(body);
-  e.set_schema_version(1);
-  // <domain>/<log offset>/<n>: unique and the same on every replay, even when inputs reuse an
-  // event id (a retried submission, a restarted ticker).
-  std::string* id = e.mutable_event_id();
-  id->assign(cause_->domain());
-  char number[24];  // any int64 in decimal
-  id->push_back('/');
-  id->append(number, std::to_chars(number, std::end(number), last_applied_.Value()).ptr);
-  id->push_back('/');
-  id->append(number, std::to_chars(number, std::end(number), decisions_in_apply_++).ptr);
-  e.set_event_time_ms(now_ms_);
-  // A recycled envelope usually holds these already: copy only what differs.
-  if (e.producer() != kProducer) {
-    e.set_producer(kProducer.data(), kProducer.size());
+WireWriter Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body) {
+  if (decisions_in_apply_ == 0) {
+    // What every decision of this Apply shares: the event id up to its last number, and the
+    // envelope fields after the event id.
+    const std::string& domain = cause_->domain();
+    char number[24];  // any int64 in decimal
+    id_prefix_.assign(domain);
+    id_prefix_.push_back('/');
+    id_prefix_.append(number, std::to_chars(number, std::end(number), last_applied_.Value()).ptr);
+    id_prefix_.push_back('/');
+    header_tail_.Clear();
+    WireWriter tail(header_tail_);
+    tail.Signed(3, now_ms_);
+    tail.String(4, kProducer);
+    tail.String(5, cause_->trace_id());
+    domain_in_tail_ = tail.String(6, domain);
   }
-  if (e.trace_id() != cause_->trace_id()) {
-    e.set_trace_id(cause_->trace_id());
+  WireWriter w = out.Begin(body);
+  w.Varint(1, 1);  // schema_version
+  // event_id, <domain>/<log offset>/<n>: unique and the same on every replay, even when inputs
+  // reuse an event id (a retried submission, a restarted ticker).
+  char n[24];
+  w.String(2, id_prefix_,
+           std::string_view(n, std::to_chars(n, std::end(n), decisions_in_apply_++).ptr - n));
+  const std::size_t tail_at = w.Raw(header_tail_.view());
+  // The domain is the key unless the body names another.
+  out.SetKey(tail_at + domain_in_tail_, cause_->domain().size());
+  out.OpenBody();
+  return w;
+}
+
+void Router::WriteRejected(WireWriter& w, int field) const {
+  for (const Candidate& c : candidates_) {  // RejectedCandidate
+    const std::size_t at = w.Open(field);
+    w.String(1, rules_->pods[c.pod].id);
+    w.Signed(2, c.reason);
+    w.Close(at);
   }
-  if (e.domain() != cause_->domain()) {
-    e.set_domain(cause_->domain());
-  }
-  return e;
 }
 
 void Router::Reject(v1::RejectReason reason, std::string_view referral_id,
                     std::string_view detail, DecisionBuffer& out) {
-  v1::Rejected* r = NewDecision(out, v1::Envelope::kRejected).mutable_rejected();
-  r->set_event_id(cause_->event_id());
-  r->set_referral_id(referral_id.data(), referral_id.size());
-  r->set_reason(reason);
-  r->set_detail(detail.data(), detail.size());
+  WireWriter w = NewDecision(out, v1::Envelope::kRejected);  // Rejected
+  w.String(1, cause_->event_id());
+  w.String(2, referral_id);
+  w.Signed(3, reason);
+  w.String(4, detail);
+  out.SetReason(reason);
+  out.End();
 }
 
 template <typename FlagList, typename ConsentList>
@@ -373,12 +332,11 @@ v1::CandidateRejection Router::StaticRejection(const OpenNeed& need, PodIndex po
 // Score order: continuity, locality specificity, headroom, weight; ties go to the lower pod id
 // (target pods are sorted by id and only a strictly better score replaces the best).
 bool Router::Evaluate(const OpenNeed& need, std::span<const PodIndex> pods,
-                      PodIndex continuity_pod, PodIndex& best, v1::ScoreParts& best_score) {
+                      PodIndex continuity_pod, PodIndex& best, Score& best_score) {
   candidates_.clear();
   const Facts& facts = *need.facts;
   const LocalTime& local = Local();
   bool found = false;
-  std::tuple<bool, std::uint32_t, std::uint32_t, std::uint32_t> best_key{};
   for (PodIndex p : pods) {
     const PodRule& rule = rules_->pods[p];
     const PodState& state = pods_[p];
@@ -411,23 +369,17 @@ bool Router::Evaluate(const OpenNeed& need, std::span<const PodIndex> pods,
     const std::uint32_t headroom =
         static_cast<std::uint32_t>((std::uint64_t{state.capacity - state.open_cost - cost} * 1000) /
                                    std::max<std::uint32_t>(state.capacity, 1));
-    const auto key = std::make_tuple(continuity, specificity, headroom, rule.weight);
-    if (!found || key > best_key) {
+    const Score score{continuity, specificity, headroom, rule.weight};
+    if (!found || best_score < score) {
       if (found) {
         candidates_.push_back({best, v1::CANDIDATE_REJECTION_LOWER_SCORE});
       }
       found = true;
       best = p;
-      best_key = key;
+      best_score = score;
     } else {
       candidates_.push_back({p, v1::CANDIDATE_REJECTION_LOWER_SCORE});
     }
-  }
-  if (found) {
-    best_score.set_continuity(std::get<0>(best_key));
-    best_score.set_locality_specificity(std::get<1>(best_key));
-    best_score.set_headroom_permille(std::get<2>(best_key));
-    best_score.set_weight(std::get<3>(best_key));
   }
   return found;
 }
@@ -464,7 +416,7 @@ void Router::Route(OpenNeed& need, bool announce_unchanged_wait, DecisionBuffer&
     return;
   }
   PodIndex best = kNoPod;
-  v1::ScoreParts score;
+  Score score;
   // Continuity of care first: the pod that last accepted this client's need takes it again if
   // it is in any of the need's targets and can take it now.
   const PodIndex continuity = ContinuityPod(need);
@@ -518,7 +470,7 @@ void Router::Route(OpenNeed& need, bool announce_unchanged_wait, DecisionBuffer&
 }
 
 void Router::Place(OpenNeed& need, PodIndex pod, const Target& target,
-                   const v1::ScoreParts& score, DecisionBuffer& out) {
+                   const Score& score, DecisionBuffer& out) {
   if (need.state == v1::NEED_STATE_QUEUED) {
     Dequeue(need);
   }
@@ -545,41 +497,45 @@ void Router::Place(OpenNeed& need, PodIndex pod, const Target& target,
   }
 
   const Facts& facts = *need.facts;
-  v1::Routed* routed = NewDecision(out, v1::Envelope::kRouted).mutable_routed();
-  routed->set_referral_id(need.referral_id);
-  routed->set_client_ref(facts.client_ref);
-  routed->set_need_code(rules_->needs[need.need].code);
-  routed->set_pod_id(rule.id);
-  routed->set_target_step(need.step);
-  routed->set_target_name(target.name);
-  routed->set_matched_rule(rules_->needs[need.need].code);
-  *routed->mutable_score() = score;
-  for (const Candidate& c : candidates_) {
-    v1::RejectedCandidate* rc = routed->add_rejected();
-    rc->set_pod_id(rules_->pods[c.pod].id);
-    rc->set_reason(c.reason);
-  }
-  routed->set_urgency(need.urgency);
-  routed->set_attempt(need.attempt);
-  routed->set_waited_ms(now_ms_ - need.submitted_ms);
-  routed->set_accept_by_ms(need.accept_by_ms);
-  v1::ScopedAttributes* scoped = routed->mutable_attributes();
+  const std::string& code = rules_->needs[need.need].code;
+  WireWriter w = NewDecision(out, v1::Envelope::kRouted);  // Routed
+  const std::size_t referral_at = w.String(1, need.referral_id);
+  w.String(2, facts.client_ref);
+  out.SetNeed(referral_at, need.referral_id.size(), w.String(3, code), code.size());
+  out.SetKey(w.String(4, rule.id), rule.id.size());
+  w.Varint(5, need.step);
+  w.String(6, target.name);
+  w.String(7, code);  // matched_rule
+  std::size_t at = w.Open(8);  // ScoreParts
+  w.Varint(1, score.continuity ? 1 : 0);
+  w.Varint(2, score.specificity);
+  w.Varint(3, score.headroom_permille);
+  w.Varint(4, score.weight);
+  w.Close(at);
+  WriteRejected(w, 9);
+  w.Signed(10, need.urgency);
+  w.Varint(11, need.attempt);
+  w.Signed(12, now_ms_ - need.submitted_ms);
+  w.Signed(13, need.accept_by_ms);
+  at = w.Open(14);  // ScopedAttributes, the fields the pod's data scope allows
   const std::uint32_t scope = rule.data_scope;
-  if (scope & kScopeClientRef) scoped->set_client_ref(facts.client_ref);
-  if (scope & kScopePostcode) scoped->set_postcode_outward(facts.postcode_outward);
-  if (scope & kScopeLsoa) scoped->set_lsoa(facts.lsoa);
-  if (scope & kScopeBirthYear) scoped->set_birth_year(facts.birth_year);
-  if (scope & kScopeFlags) {
+  if (scope & kScopeClientRef) w.String(1, facts.client_ref);
+  if (scope & kScopePostcode) w.String(2, facts.postcode_outward);
+  if (scope & kScopeLsoa) w.String(3, facts.lsoa);
+  if (scope & kScopeBirthYear) w.Varint(4, facts.birth_year);
+  if ((scope & kScopeFlags) && (facts.flags & ~1u) != 0) {
+    const std::size_t flags = w.Open(5);  // packed
     for (int f = 1; f < 32; ++f) {
       if (facts.flags & (1u << f)) {
-        scoped->add_flags(static_cast<v1::ClientFlag>(f));
+        w.RawVarint(static_cast<std::uint64_t>(f));
       }
     }
+    w.Close(flags);
   }
-  if (scope & kScopeLanguage) scoped->set_language(facts.language);
-  if ((scope & kScopePayload) && facts.payload != nullptr) {
-    *scoped->mutable_payload() = *facts.payload;
-  }
+  if (scope & kScopeLanguage) w.String(6, facts.language);
+  if ((scope & kScopePayload) && facts.payload != nullptr) w.Message(7, *facts.payload);
+  w.Close(at);
+  out.End();
 
   UpdateClientOpen(need);
 }
@@ -608,33 +564,39 @@ void Router::Wait(OpenNeed& need, v1::PendingReason reason, bool announce, Decis
   if (!announce) {
     return;
   }
-  v1::Queued* q = NewDecision(out, v1::Envelope::kQueued).mutable_queued();
-  q->set_referral_id(need.referral_id);
-  q->set_client_ref(need.facts->client_ref);
-  q->set_need_code(rules_->needs[need.need].code);
-  q->set_reason(reason);
-  q->set_target_step(need.step);
-  q->set_target_name(target.name);
-  for (const Candidate& c : candidates_) {
-    v1::RejectedCandidate* rc = q->add_rejected();
-    rc->set_pod_id(rules_->pods[c.pod].id);
-    rc->set_reason(c.reason);
-  }
-  q->set_urgency(need.urgency);
-  q->set_next_step_at_ms(next_step_at);
-  q->set_escalate_at_ms(escalate_at);
+  const std::string& code = rules_->needs[need.need].code;
+  WireWriter w = NewDecision(out, v1::Envelope::kQueued);  // Queued
+  const std::size_t referral_at = w.String(1, need.referral_id);
+  w.String(2, need.facts->client_ref);
+  const std::size_t code_at = w.String(3, code);
+  out.SetKey(code_at, code.size());
+  out.SetNeed(referral_at, need.referral_id.size(), code_at, code.size());
+  w.Signed(4, reason);
+  w.Varint(5, need.step);
+  w.String(6, target.name);
+  WriteRejected(w, 7);
+  w.Signed(8, need.urgency);
+  w.Signed(9, next_step_at);
+  w.Signed(10, escalate_at);
+  out.SetReason(reason);
+  out.End();
 }
 
 void Router::Escalate(OpenNeed& need, v1::EscalationReason reason, DecisionBuffer& out) {
   const NeedRule& rule = rules_->need_rules[need.need];
-  v1::Escalated* e = NewDecision(out, v1::Envelope::kEscalated).mutable_escalated();
-  e->set_referral_id(need.referral_id);
-  e->set_client_ref(need.facts->client_ref);
-  e->set_need_code(rules_->needs[need.need].code);
-  e->set_escalation_target(rule.escalate_to);
-  e->set_reason(reason);
-  e->set_waited_ms(now_ms_ - need.submitted_ms);
-  e->set_declines(need.declines);
+  const std::string& code = rules_->needs[need.need].code;
+  WireWriter w = NewDecision(out, v1::Envelope::kEscalated);  // Escalated
+  const std::size_t referral_at = w.String(1, need.referral_id);
+  w.String(2, need.facts->client_ref);
+  const std::size_t code_at = w.String(3, code);
+  out.SetKey(code_at, code.size());
+  out.SetNeed(referral_at, need.referral_id.size(), code_at, code.size());
+  w.String(4, rule.escalate_to);
+  w.Signed(5, reason);
+  w.Signed(6, now_ms_ - need.submitted_ms);
+  w.Varint(7, need.declines);
+  out.SetReason(reason);
+  out.End();
   AddHistory(need, v1::HISTORY_KIND_ESCALATED, "").set_escalation_target(rule.escalate_to);
   Close(need.id);
 }
@@ -643,11 +605,19 @@ void Router::Release(OpenNeed& need, v1::ReleaseReason reason, DecisionBuffer& o
   PodState& state = pods_[need.pod];
   state.open_cost -= rules_->pods[need.pod].cost[need.need];
   state.open_ids.erase(need.id);
-  v1::Released* r = NewDecision(out, v1::Envelope::kReleased).mutable_released();
-  r->set_referral_id(need.referral_id);
-  r->set_need_code(rules_->needs[need.need].code);
-  r->set_pod_id(rules_->pods[need.pod].id);
-  r->set_reason(reason);
+  WriteReleased(need, rules_->pods[need.pod].id, reason, out);
+}
+
+void Router::WriteReleased(const OpenNeed& need, std::string_view pod_id,
+                           v1::ReleaseReason reason, DecisionBuffer& out) {
+  WireWriter w = NewDecision(out, v1::Envelope::kReleased);  // Released
+  const std::string& code = rules_->needs[need.need].code;
+  const std::size_t referral_at = w.String(1, need.referral_id);  // before field 2
+  out.SetNeed(referral_at, need.referral_id.size(), w.String(2, code), code.size());
+  out.SetKey(w.String(3, pod_id), pod_id.size());
+  w.Signed(4, reason);
+  out.SetReason(reason);
+  out.End();
 }
 
 // Closes a need for good: out of the queues, the key index and the client's open work.
@@ -909,11 +879,7 @@ void Router::OnRulesChanged(const v1::Envelope& event, DecisionBuffer& out) {
   for (auto& [id, old_pod] : reroute) {
     OpenNeed& need = needs_.find(id)->second;
     if (!old_pod.empty()) {
-      v1::Released* r = NewDecision(out, v1::Envelope::kReleased).mutable_released();
-      r->set_referral_id(need.referral_id);
-      r->set_need_code(rules_->needs[need.need].code);
-      r->set_pod_id(old_pod);
-      r->set_reason(v1::RELEASE_REASON_POD_CLOSED);
+      WriteReleased(need, old_pod, v1::RELEASE_REASON_POD_CLOSED, out);
     }
     need.step_started_ms = now_ms_;
     Route(need, true, out);
@@ -996,9 +962,10 @@ void Router::OnErasure(const v1::Envelope& event, DecisionBuffer& out) {
     clients_.Erase(client_ref);
     cached_record_ = nullptr;
   }
-  v1::ClientErased* e = NewDecision(out, v1::Envelope::kClientErased).mutable_client_erased();
-  e->set_client_ref(client_ref);
-  e->set_released(released);
+  WireWriter w = NewDecision(out, v1::Envelope::kClientErased);  // ClientErased
+  w.String(1, client_ref);
+  w.Varint(2, released);
+  out.End();
   std::sort(freed.begin(), freed.end());
   freed.erase(std::unique(freed.begin(), freed.end()), freed.end());
   for (PodIndex pod : freed) {

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "router/base/strong_id.h"
 #include "router/client_store.h"
+#include "router/decision_buffer.h"
 #include "router/local_time.h"
 #include "router/need_keys.h"
 #include "router/rules.h"
@@ -27,24 +28,6 @@
 #include "signpost/v1/state.pb.h"
 
 namespace signpost::router {
-
-// The decisions of one or more Apply calls, as envelopes ready to publish. Envelopes are
-// recycled by body type after Clear(), so a warmed-up buffer allocates nothing per decision.
-// References returned stay valid until the next Clear().
-class DecisionBuffer {
- public:
-  // A new envelope at the end, with `body` set and empty; the other fields are the caller's to
-  // set (Router sets every header field of every decision).
-  [[nodiscard]] v1::Envelope& Add(v1::Envelope::BodyCase body);
-  void Clear();
-  [[nodiscard]] std::size_t size() const { return envelopes_.size(); }
-  [[nodiscard]] bool empty() const { return envelopes_.empty(); }
-  [[nodiscard]] const v1::Envelope& operator[](std::size_t i) const { return *envelopes_[i]; }
-
- private:
-  std::vector<std::unique_ptr<v1::Envelope>> envelopes_;
-  std::array<std::vector<std::unique_ptr<v1::Envelope>>, 64> free_;  // by body case
-};
 
 enum class ApplyResult {
   kApplied,
@@ -213,6 +196,17 @@ class Router {
     PodIndex pod;
     v1::CandidateRejection reason;
   };
+  // A placement's score parts (v1::ScoreParts), compared in this order.
+  struct Score {
+    bool continuity = false;
+    std::uint32_t specificity = 0;
+    std::uint32_t headroom_permille = 0;
+    std::uint32_t weight = 0;
+    friend bool operator<(const Score& a, const Score& b) {
+      return std::tie(a.continuity, a.specificity, a.headroom_permille, a.weight) <
+             std::tie(b.continuity, b.specificity, b.headroom_permille, b.weight);
+    }
+  };
 
   // Event handlers.
   void OnReferral(const v1::Envelope& event, DecisionBuffer& out);
@@ -225,16 +219,18 @@ class Router {
   // Routing.
   void Route(OpenNeed& need, bool announce_unchanged_wait, DecisionBuffer& out);
   bool Evaluate(const OpenNeed& need, std::span<const PodIndex> pods, PodIndex continuity_pod,
-                PodIndex& best, v1::ScoreParts& best_score);
+                PodIndex& best, Score& best_score);
   // The pod that last accepted this client's need, if it is in one of the need's targets.
   [[nodiscard]] PodIndex ContinuityPod(const OpenNeed& need);
   [[nodiscard]] v1::CandidateRejection StaticRejection(const OpenNeed& need, PodIndex pod,
                                                        std::uint32_t specificity) const;
-  void Place(OpenNeed& need, PodIndex pod, const Target& target, const v1::ScoreParts& score,
+  void Place(OpenNeed& need, PodIndex pod, const Target& target, const Score& score,
              DecisionBuffer& out);
   void Wait(OpenNeed& need, v1::PendingReason reason, bool announce, DecisionBuffer& out);
   void Escalate(OpenNeed& need, v1::EscalationReason reason, DecisionBuffer& out);
   void Release(OpenNeed& need, v1::ReleaseReason reason, DecisionBuffer& out);
+  void WriteReleased(const OpenNeed& need, std::string_view pod_id, v1::ReleaseReason reason,
+                     DecisionBuffer& out);
   void DeclineAndReroute(OpenNeed& need, v1::HistoryKind kind, DecisionBuffer& out);
   void Drain(PodIndex pod, DecisionBuffer& out);
   void DrainAll(DecisionBuffer& out);
@@ -243,7 +239,11 @@ class Router {
   // Helpers.
   void Reject(v1::RejectReason reason, std::string_view referral_id, std::string_view detail,
               DecisionBuffer& out);
-  v1::Envelope& NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body);
+  // Starts a decision: writes the envelope's header, opens its body and returns the writer for
+  // the body's fields, in field order; out.End() completes it.
+  WireWriter NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body);
+  // The candidates a Routed or Queued lists (field `field` of its body).
+  void WriteRejected(WireWriter& w, int field) const;
   void Enqueue(const OpenNeed& need);
   void Dequeue(const OpenNeed& need);
   void AddTimer(std::int64_t at, const OpenNeed& need, TimerKind kind);
@@ -301,6 +301,10 @@ class Router {
   mutable std::int64_t local_until_ms_ = 0;
   mutable TimeZone local_zone_ = TimeZone::kUtc;
   std::string cached_client_;
+  // NewDecision's header parts, made at the first decision of each Apply.
+  std::string id_prefix_;
+  WireWriter::Buffer header_tail_;
+  std::size_t domain_in_tail_ = 0;
 };
 
 }  // namespace signpost::router

@@ -46,8 +46,8 @@ std::int64_t WallMs() {
       .count();
 }
 
-const char* TypeOf(const v1::Envelope& e) {
-  switch (e.body_case()) {
+const char* TypeOf(v1::Envelope::BodyCase body) {
+  switch (body) {
     case v1::Envelope::kReferralSubmitted: return "referral_submitted";
     case v1::Envelope::kPodResponse: return "pod_response";
     case v1::Envelope::kPodChanged: return "pod_changed";
@@ -74,14 +74,14 @@ class CounterByBody {
   // `find` usually captures its owner's `this`: a copy would call into the original.
   CounterByBody(const CounterByBody&) = delete;
   CounterByBody& operator=(const CounterByBody&) = delete;
-  prometheus::Counter& operator()(const v1::Envelope& e) {
-    const auto body = static_cast<std::size_t>(e.body_case());
-    if (body >= counters_.size()) {
-      return find_(TypeOf(e));
+  prometheus::Counter& operator()(v1::Envelope::BodyCase body) {
+    const auto index = static_cast<std::size_t>(body);
+    if (index >= counters_.size()) {
+      return find_(TypeOf(body));
     }
-    prometheus::Counter*& counter = counters_[body];
+    prometheus::Counter*& counter = counters_[index];
     if (counter == nullptr) {
-      counter = &find_(TypeOf(e));
+      counter = &find_(TypeOf(body));
     }
     return *counter;
   }
@@ -90,17 +90,6 @@ class CounterByBody {
   std::function<prometheus::Counter&(const char*)> find_;
   std::array<prometheus::Counter*, 64> counters_{};
 };
-
-// The key of a decision on signpost.decisions.v1: the pod it concerns, else the need.
-const std::string& DecisionKey(const v1::Envelope& d) {
-  switch (d.body_case()) {
-    case v1::Envelope::kRouted: return d.routed().pod_id();
-    case v1::Envelope::kReleased: return d.released().pod_id();
-    case v1::Envelope::kQueued: return d.queued().need_code();
-    case v1::Envelope::kEscalated: return d.escalated().need_code();
-    default: return d.domain();
-  }
-}
 
 // Each domain's rules, parsed once at start and shared by the intake stage (pods -> domains)
 // and every router of the domain (rules are immutable; a RulesChanged event gives a router new
@@ -564,7 +553,7 @@ class IntakeStage {
       const std::string_view bytes(static_cast<const char*>(m->payload()), m->len());
       IntakeVerdict verdict = JudgeIntake(bytes, rules_);
       if (verdict.reason == DlqReason::kNone) {
-        records_in_(verdict.envelope).Increment();
+        records_in_(verdict.envelope.body_case()).Increment();
         // Keyed by domain: each domain's records are one partition's total order.
         if (!verdict.every_domain) {
           SIGNPOST_RETURN_IF_ERROR(producer_->Produce(
@@ -1215,26 +1204,25 @@ class RoutingStage : public RdKafka::RebalanceCb {
       return absl::OkStatus();
     }
     SIGNPOST_RETURN_IF_ERROR(producer_->Begin());
-    records_in_(event).Increment();
+    records_in_(event.body_case()).Increment();
     for (std::size_t i = 0; i < out_.size(); ++i) {
-      const v1::Envelope& d = out_[i];
-      decision_bytes_.clear();
-      d.SerializeToString(&decision_bytes_);  // into the kept buffer: no allocation per decision
+      // Decisions come serialized, keyed by the pod they concern, else the need.
       SIGNPOST_RETURN_IF_ERROR(
-          producer_->Produce(config_.decisions_topic, DecisionKey(d), decision_bytes_));
-      decisions_(d).Increment();
-      if (d.has_escalated()) {
-        metrics_.Escalations(d.domain(), d.escalated().need_code()).Increment();
-      } else if (d.has_released()) {
-        static const std::map<v1::ReleaseReason, const char*> kAnswer = {
+          producer_->Produce(config_.decisions_topic, out_.key(i), out_.bytes(i)));
+      const v1::Envelope::BodyCase body = out_.body(i);
+      decisions_(body).Increment();
+      if (body == v1::Envelope::kEscalated) {
+        metrics_.Escalations(out_[i].domain(), out_.key(i)).Increment();  // rare: parsed
+      } else if (body == v1::Envelope::kReleased) {
+        static const std::map<int, const char*> kAnswer = {
             {v1::RELEASE_REASON_DECLINED, "declined"},
             {v1::RELEASE_REASON_COMPLETED, "completed"},
             {v1::RELEASE_REASON_WITHDRAWN, "withdrawn"},
             {v1::RELEASE_REASON_ACCEPT_TIMEOUT, "accept_timeout"},
             {v1::RELEASE_REASON_POD_CLOSED, "pod_closed"},
             {v1::RELEASE_REASON_CLIENT_ERASED, "client_erased"}};
-        if (auto it = kAnswer.find(d.released().reason()); it != kAnswer.end()) {
-          metrics_.PodAnswers(d.released().pod_id(), it->second).Increment();
+        if (auto it = kAnswer.find(out_.reason(i)); it != kAnswer.end()) {
+          metrics_.PodAnswers(out_.key(i), it->second).Increment();
         }
       }
     }
@@ -1248,7 +1236,8 @@ class RoutingStage : public RdKafka::RebalanceCb {
     }
     // An accept changes state without a decision; counted when the router did not reject it.
     if (event.has_pod_response() && event.pod_response().has_accepted() &&
-        !part.routers->Applied().empty() && (out_.empty() || !out_[0].has_rejected())) {
+        !part.routers->Applied().empty() &&
+        (out_.empty() || out_.body(0) != v1::Envelope::kRejected)) {
       metrics_.PodAnswers(event.pod_response().pod_id(), "accepted").Increment();
     }
     if (event.has_referral_submitted() || event.has_pod_response()) {
@@ -1510,7 +1499,6 @@ class RoutingStage : public RdKafka::RebalanceCb {
   bool joined_ = false;
   bool closing_ = false;
   router::DecisionBuffer out_;
-  std::string decision_bytes_;  // the decision being produced, serialized
   router::RouterChanges changes_;
   // The records of a batch are handled in chunks of up to kChunk, parsed first so their
   // client records can be prefetched.

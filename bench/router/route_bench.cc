@@ -140,6 +140,7 @@ void BM_RouteReferrals(benchmark::State& state) {
   std::size_t next = 0;
   std::int64_t decisions = 0;
   std::int64_t routed = 0;
+  std::int64_t bytes = 0;
   // Every routed need is completed once 2,000 later placements have been made: a FIFO ring of
   // reusable completion envelopes, so the harness does not allocate in the loop either.
   constexpr std::size_t kLag = 2000;
@@ -163,18 +164,18 @@ void BM_RouteReferrals(benchmark::State& state) {
     }
     decisions += static_cast<std::int64_t>(out.size());
     for (std::size_t i = 0; i < out.size(); ++i) {
-      if (!out[i].has_routed()) {
+      bytes += static_cast<std::int64_t>(out.bytes(i).size());  // ready to publish
+      if (out.body(i) != v1::Envelope::kRouted) {
         continue;
       }
       ++routed;
-      const v1::Routed& r = out[i].routed();
       v1::Envelope& done = ring[tail++ % ring.size()];
       done.set_schema_version(1);
-      done.set_event_id(r.referral_id());
+      done.set_event_id(out.referral_id(i).data(), out.referral_id(i).size());
       v1::PodResponse* response = done.mutable_pod_response();
-      response->set_referral_id(r.referral_id());
-      response->set_need_code(r.need_code());
-      response->set_pod_id(r.pod_id());
+      response->set_referral_id(out.referral_id(i).data(), out.referral_id(i).size());
+      response->set_need_code(out.need_code(i).data(), out.need_code(i).size());
+      response->set_pod_id(out.key(i).data(), out.key(i).size());  // a Routed's key: its pod
       response->mutable_completed()->set_outcome(v1::OUTCOME_NEED_MET);
     }
     if (tail - head >= ring.size()) {
@@ -189,6 +190,8 @@ void BM_RouteReferrals(benchmark::State& state) {
   state.counters["routed_share"] =
       static_cast<double>(routed) / static_cast<double>(std::max<std::int64_t>(1, state.iterations()));
   state.counters["clients"] = static_cast<double>(f->clients.ClientCount());
+  state.counters["bytes_per_decision"] =
+      static_cast<double>(bytes) / static_cast<double>(std::max<std::int64_t>(1, decisions));
 }
 BENCHMARK(BM_RouteReferrals)->Iterations(Referrals())->Unit(benchmark::kMillisecond);
 

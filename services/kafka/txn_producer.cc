@@ -60,8 +60,8 @@ absl::Status TxnProducer::Begin() {
   return absl::OkStatus();
 }
 
-absl::Status TxnProducer::Produce(const std::string& topic, const std::string& key,
-                                  const std::string& value, RdKafka::Headers* headers,
+absl::Status TxnProducer::Produce(const std::string& topic, std::string_view key,
+                                  std::string_view value, RdKafka::Headers* headers,
                                   std::int32_t partition) {
   while (true) {
     const RdKafka::ErrorCode err = producer_->produce(

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,8 +39,8 @@ class TxnProducer {
 
   // Produces within the open transaction, waiting while the local queue is full.
   // `headers` (may be null) is owned by the call.
-  [[nodiscard]] absl::Status Produce(const std::string& topic, const std::string& key,
-                                     const std::string& value, RdKafka::Headers* headers = nullptr,
+  [[nodiscard]] absl::Status Produce(const std::string& topic, std::string_view key,
+                                     std::string_view value, RdKafka::Headers* headers = nullptr,
                                      std::int32_t partition = RdKafka::Topic::PARTITION_UA);
 
   // Adds `offsets` (next offset to consume, per partition) for `consumer`'s group and commits.

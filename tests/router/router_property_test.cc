@@ -74,6 +74,52 @@ struct PersistedModel {
   }
 };
 
+// Decision `k` of `out` is in protobuf's own serialization, and its body, key, reason, referral
+// and need are the ones its message holds.
+void CheckWireForm(const DecisionBuffer& out, std::size_t k) {
+  const v1::Envelope& d = out[k];
+  ASSERT_EQ(d.SerializeAsString(), out.bytes(k)) << d.ShortDebugString();
+  ASSERT_EQ(d.body_case(), out.body(k));
+  std::string key = d.domain();
+  std::string referral_id;
+  std::string need_code;
+  int reason = 0;
+  switch (d.body_case()) {
+    case v1::Envelope::kRouted:
+      key = d.routed().pod_id();
+      referral_id = d.routed().referral_id();
+      need_code = d.routed().need_code();
+      break;
+    case v1::Envelope::kReleased:
+      key = d.released().pod_id();
+      referral_id = d.released().referral_id();
+      need_code = d.released().need_code();
+      reason = d.released().reason();
+      break;
+    case v1::Envelope::kQueued:
+      key = d.queued().need_code();
+      referral_id = d.queued().referral_id();
+      need_code = d.queued().need_code();
+      reason = d.queued().reason();
+      break;
+    case v1::Envelope::kEscalated:
+      key = d.escalated().need_code();
+      referral_id = d.escalated().referral_id();
+      need_code = d.escalated().need_code();
+      reason = d.escalated().reason();
+      break;
+    case v1::Envelope::kRejected:
+      reason = d.rejected().reason();
+      break;
+    default:
+      break;
+  }
+  ASSERT_EQ(out.key(k), key) << d.ShortDebugString();
+  ASSERT_EQ(out.reason(k), reason) << d.ShortDebugString();
+  ASSERT_EQ(out.referral_id(k), referral_id) << d.ShortDebugString();
+  ASSERT_EQ(out.need_code(k), need_code) << d.ShortDebugString();
+}
+
 // Applies `stream[from..]` to `router`, checking the per-event properties. Decisions go into
 // one recycled buffer, or a new one per event with `fresh_buffers`.
 void RunStream(Router& router, InMemoryClientStore& clients, const std::vector<v1::Envelope>& stream,
@@ -98,7 +144,10 @@ void RunStream(Router& router, InMemoryClientStore& clients, const std::vector<v
     ASSERT_TRUE(applied.ok()) << applied.status();
     ASSERT_EQ(*applied, ApplyResult::kApplied);
     for (std::size_t k = 0; k < out.size(); ++k) {
-      result.decisions.push_back(out[k].SerializeAsString());
+      result.decisions.emplace_back(out.bytes(k));
+      if (check) {
+        ASSERT_NO_FATAL_FAILURE(CheckWireForm(out, k));
+      }
     }
     if (!check) {
       continue;

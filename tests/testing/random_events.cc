@@ -44,7 +44,8 @@ pods:
   - {id: housing-a, needs: [housing], coverage: ["*"], capacity: 3, cost: {housing: 2},
      accept_timeout: 1d}
   - {id: housing-older, needs: [housing], coverage: ["BA*"], capacity: 1, weight: 3,
-     eligibility: {min_age: 65}}
+     eligibility: {min_age: 65},
+     data_scope: [client_ref, postcode_outward, lsoa, birth_year, flags, language, payload]}
   - id: money
     needs: [money]
     coverage: ["*"]
@@ -100,7 +101,9 @@ std::vector<v1::Envelope> RandomStream(std::uint64_t seed, int length) {
     const std::uint64_t kind = pick(100);
     if (kind < 35 || submitted.empty()) {
       const std::string id = "r" + std::to_string(referrals++);
-      const std::string client = "c" + std::to_string(pick(12));
+      // One client in twelve has a long reference, so some decisions outgrow 127 bytes.
+      const std::uint64_t c = pick(12);
+      const std::string client = "c" + std::to_string(c) + (c == 11 ? std::string(120, 'x') : "");
       v1::Envelope e = events.Referral(id, client, {kNeeds[pick(9)]}, kOutward[pick(6)]);
       v1::ReferralSubmitted* r = e.mutable_referral_submitted();
       if (pick(4) == 0) {
@@ -113,6 +116,16 @@ std::vector<v1::Envelope> RandomStream(std::uint64_t seed, int length) {
       }
       if (pick(8) == 0) {
         r->add_flags(v1::CLIENT_FLAG_SAFEGUARDING);
+      }
+      if (pick(6) == 0) {
+        r->set_language("pl");
+      }
+      if (pick(6) == 0) {
+        r->set_lsoa("E01014370");
+      }
+      if (pick(6) == 0) {
+        r->mutable_payload()->set_ciphertext(std::string(pick(2) == 0 ? 40 : 200, '\x7f'));
+        r->mutable_payload()->set_key_version(1);
       }
       for (const v1::Need& n : r->needs()) {
         submitted.emplace_back(id, n.code());
