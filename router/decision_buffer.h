@@ -17,7 +17,7 @@
 
 namespace signpost::router {
 
-// Appends protobuf wire format to a string, in the canonical form: write fields in field-number
+// Appends protobuf wire format to a Buffer, in the canonical form: write fields in field-number
 // order and close nested messages in reverse order of opening, and the bytes equal what
 // SerializeToString gives for the same message. As proto3 does, zero and empty scalars are left
 // out; an opened message is always written, even when empty.
