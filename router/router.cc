@@ -159,6 +159,18 @@ WireWriter Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body)
   return w;
 }
 
+WireWriter Router::NewNeedDecision(DecisionBuffer& out, v1::Envelope::BodyCase body,
+                                   const OpenNeed& need) {
+  const std::string& code = rules_->needs[need.need].code;
+  WireWriter w = NewDecision(out, body);
+  const std::size_t referral_at = w.String(1, need.referral_id);
+  w.String(2, need.facts->client_ref);
+  const std::size_t code_at = w.String(3, code);
+  out.SetKey(code_at, code.size());
+  out.SetNeed(referral_at, need.referral_id.size(), code_at, code.size());
+  return w;
+}
+
 void Router::WriteRejected(WireWriter& w, int field) const {
   for (const Candidate& c : candidates_) {  // RejectedCandidate
     const std::size_t at = w.Open(field);
@@ -498,11 +510,8 @@ void Router::Place(OpenNeed& need, PodIndex pod, const Target& target,
 
   const Facts& facts = *need.facts;
   const std::string& code = rules_->needs[need.need].code;
-  WireWriter w = NewDecision(out, v1::Envelope::kRouted);  // Routed
-  const std::size_t referral_at = w.String(1, need.referral_id);
-  w.String(2, facts.client_ref);
-  out.SetNeed(referral_at, need.referral_id.size(), w.String(3, code), code.size());
-  out.SetKey(w.String(4, rule.id), rule.id.size());
+  WireWriter w = NewNeedDecision(out, v1::Envelope::kRouted, need);  // Routed
+  out.SetKey(w.String(4, rule.id), rule.id.size());  // keyed by its pod
   w.Varint(5, need.step);
   w.String(6, target.name);
   w.String(7, code);  // matched_rule
@@ -564,13 +573,7 @@ void Router::Wait(OpenNeed& need, v1::PendingReason reason, bool announce, Decis
   if (!announce) {
     return;
   }
-  const std::string& code = rules_->needs[need.need].code;
-  WireWriter w = NewDecision(out, v1::Envelope::kQueued);  // Queued
-  const std::size_t referral_at = w.String(1, need.referral_id);
-  w.String(2, need.facts->client_ref);
-  const std::size_t code_at = w.String(3, code);
-  out.SetKey(code_at, code.size());
-  out.SetNeed(referral_at, need.referral_id.size(), code_at, code.size());
+  WireWriter w = NewNeedDecision(out, v1::Envelope::kQueued, need);  // Queued
   w.Signed(4, reason);
   w.Varint(5, need.step);
   w.String(6, target.name);
@@ -584,13 +587,7 @@ void Router::Wait(OpenNeed& need, v1::PendingReason reason, bool announce, Decis
 
 void Router::Escalate(OpenNeed& need, v1::EscalationReason reason, DecisionBuffer& out) {
   const NeedRule& rule = rules_->need_rules[need.need];
-  const std::string& code = rules_->needs[need.need].code;
-  WireWriter w = NewDecision(out, v1::Envelope::kEscalated);  // Escalated
-  const std::size_t referral_at = w.String(1, need.referral_id);
-  w.String(2, need.facts->client_ref);
-  const std::size_t code_at = w.String(3, code);
-  out.SetKey(code_at, code.size());
-  out.SetNeed(referral_at, need.referral_id.size(), code_at, code.size());
+  WireWriter w = NewNeedDecision(out, v1::Envelope::kEscalated, need);  // Escalated
   w.String(4, rule.escalate_to);
   w.Signed(5, reason);
   w.Signed(6, now_ms_ - need.submitted_ms);

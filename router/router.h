@@ -242,6 +242,10 @@ class Router {
   // Starts a decision: writes the envelope's header, opens its body and returns the writer for
   // the body's fields, in field order; out.End() completes it.
   WireWriter NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body);
+  // Starts a decision about `need` whose body begins with referral_id = 1, client_ref = 2 and
+  // need_code = 3 (Routed, Queued, Escalated), keyed by the need until SetKey() says otherwise.
+  WireWriter NewNeedDecision(DecisionBuffer& out, v1::Envelope::BodyCase body,
+                             const OpenNeed& need);
   // The candidates a Routed or Queued lists (field `field` of its body).
   void WriteRejected(WireWriter& w, int field) const;
   void Enqueue(const OpenNeed& need);
