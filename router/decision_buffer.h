@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/message_lite.h"
 #include "signpost/v1/envelope.pb.h"
 
@@ -89,7 +90,6 @@ class WireWriter {
 
   // A bare varint, for packed repeated fields.
   void RawVarint(std::uint64_t value) { Done(Put(Room(10), value)); }
-  [[nodiscard]] std::size_t size() const { return out_->size; }
 
  private:
   enum WireType : std::uint32_t { kVarint = 0, kLengthDelimited = 2 };
@@ -106,12 +106,9 @@ class WireWriter {
   void Grow(std::size_t n);
   // Writes a varint at `p`, in room already made; returns the byte after it.
   static char* Put(char* p, std::uint64_t value) {
-    while (value >= 0x80) {
-      *p++ = static_cast<char>(value | 0x80);
-      value >>= 7;
-    }
-    *p++ = static_cast<char>(value);
-    return p;
+    auto* at = reinterpret_cast<std::uint8_t*>(p);
+    return reinterpret_cast<char*>(
+        google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(value, at));
   }
   // Ends a write at `p`.
   void Done(char* p) { out_->size = static_cast<std::size_t>(p - out_->bytes.data()); }

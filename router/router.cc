@@ -5,7 +5,6 @@
 #include <charconv>
 #include <iterator>
 #include <limits>
-#include <tuple>
 #include <utility>
 
 #include "absl/strings/ascii.h"
