@@ -9,15 +9,15 @@ namespace {
 absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 }  // namespace
 
-const v1::ClientRecord* InMemoryClientStore::Find(std::string_view client_ref) {
+const ClientState* InMemoryClientStore::Find(std::string_view client_ref) {
   auto it = clients_.find(AbslView(client_ref));
   return it == clients_.end() ? nullptr : &it->second;
 }
 
-v1::ClientRecord& InMemoryClientStore::Mutable(std::string_view client_ref) {
+ClientState& InMemoryClientStore::Mutable(std::string_view client_ref) {
   auto [it, inserted] = clients_.try_emplace(AbslView(client_ref));
   if (inserted) {
-    it->second.set_client_ref(client_ref.data(), client_ref.size());
+    it->second.set_client_ref(client_ref);
   }
   return it->second;
 }
@@ -47,10 +47,13 @@ std::string InMemoryClientStore::Fingerprint() const {
   }
   std::sort(keys.begin(), keys.end(), [](auto* a, auto* b) { return *a < *b; });
   std::string out;
+  WireWriter::Buffer bytes;
   for (const std::string* key : keys) {
     out += *key;
     out += '\n';
-    out += clients_.at(*key).SerializeAsString();
+    bytes.Clear();
+    clients_.at(*key).SerializeTo(bytes);
+    out += bytes.view();
     out += '\n';
   }
   std::vector<std::pair<std::string, std::string>> refs(referrals_.begin(), referrals_.end());

@@ -9,7 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
-#include "signpost/v1/state.pb.h"
+#include "router/client_state.h"
 
 namespace signpost::router {
 
@@ -20,10 +20,10 @@ class ClientStore {
   virtual ~ClientStore() = default;
 
   // The record of `client_ref`, or nullptr if none.
-  [[nodiscard]] virtual const v1::ClientRecord* Find(std::string_view client_ref) = 0;
+  [[nodiscard]] virtual const ClientState* Find(std::string_view client_ref) = 0;
   // The record of `client_ref` for update, created empty (with client_ref set) if missing.
   // The store treats it as changed.
-  [[nodiscard]] virtual v1::ClientRecord& Mutable(std::string_view client_ref) = 0;
+  [[nodiscard]] virtual ClientState& Mutable(std::string_view client_ref) = 0;
   virtual void Erase(std::string_view client_ref) = 0;
 
   // The client that submitted `referral_id`, or nullptr if the id is new.
@@ -34,8 +34,8 @@ class ClientStore {
 
 class InMemoryClientStore final : public ClientStore {
  public:
-  const v1::ClientRecord* Find(std::string_view client_ref) override;
-  v1::ClientRecord& Mutable(std::string_view client_ref) override;
+  const ClientState* Find(std::string_view client_ref) override;
+  ClientState& Mutable(std::string_view client_ref) override;
   void Erase(std::string_view client_ref) override;
   const std::string* FindReferral(std::string_view referral_id) override;
   void PutReferral(std::string_view referral_id, std::string_view client_ref) override;
@@ -52,7 +52,7 @@ class InMemoryClientStore final : public ClientStore {
   [[nodiscard]] std::string Fingerprint() const;
 
  private:
-  absl::node_hash_map<std::string, v1::ClientRecord> clients_;
+  absl::node_hash_map<std::string, ClientState> clients_;
   absl::flat_hash_map<std::string, std::string> referrals_;
 };
 

@@ -60,6 +60,15 @@ class WireWriter {
     Done(p + size);
     return out_->size - size;
   }
+  // One element of a repeated string field: written even when empty, as protobuf does.
+  void RepeatedString(int field, std::string_view value) {
+    char* p = Room(20 + value.size());
+    p = Put(Put(p, Key(field, kLengthDelimited)), value.size());
+    if (!value.empty()) {
+      std::memcpy(p, value.data(), value.size());
+    }
+    Done(p + value.size());
+  }
   // Bytes already in wire format. Returns where they start in the buffer.
   std::size_t Raw(std::string_view bytes) {
     char* p = Room(bytes.size());

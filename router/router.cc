@@ -264,19 +264,19 @@ void Router::OnReferral(const v1::Envelope& event, DecisionBuffer& out) {
     return;
   }
   if (const std::string* owner = clients_.FindReferral(r.referral_id())) {
-    v1::ClientRecord& record = clients_.Mutable(*owner);
+    ClientState& record = clients_.Mutable(*owner);
     record.set_duplicate_count(record.duplicate_count() + 1);
     Reject(v1::REJECT_REASON_DUPLICATE_REFERRAL, r.referral_id(), "referral id seen before", out);
     return;
   }
   clients_.PutReferral(r.referral_id(), r.client_ref());
-  v1::ClientRecord& record = RecordOf(r.client_ref());
+  ClientState& record = RecordOf(r.client_ref());
   if (record.referral_count() == 0) {
     record.set_first_contact_ms(now_ms_);
   }
   record.set_last_contact_ms(now_ms_);
   record.set_referral_count(record.referral_count() + 1);
-  record.add_referral_ids(r.referral_id());
+  record.AddReferral(r.referral_id());
 
   const std::shared_ptr<const Facts> facts =
       MakeFacts(r.client_ref(), r.postcode_outward(), r.lsoa(), r.birth_year(), r.flags(),
@@ -396,13 +396,13 @@ bool Router::Evaluate(const OpenNeed& need, std::span<const PodIndex> pods,
 }
 
 PodIndex Router::ContinuityPod(const OpenNeed& need) {
-  const v1::ClientRecord& record = RecordOf(need);
-  const std::string& code = rules_->needs[need.need].code;
-  for (const v1::ContinuityEntry& c : record.continuity()) {
-    if (c.need_code() != code) {
+  const ClientState& record = RecordOf(need);
+  const Symbol code = rules_->needs[need.need].symbol;
+  for (const ClientState::Continuity& c : record.continuity()) {
+    if (c.need != code) {
       continue;
     }
-    const PodIndex* pod = rules_->FindPod(c.pod_id());
+    const PodIndex* pod = rules_->FindPod(c.pod.view());
     if (pod == nullptr) {
       return kNoPod;
     }
@@ -593,7 +593,8 @@ void Router::Escalate(OpenNeed& need, v1::EscalationReason reason, DecisionBuffe
   w.Varint(7, need.declines);
   out.SetReason(reason);
   out.End();
-  AddHistory(need, v1::HISTORY_KIND_ESCALATED, "").set_escalation_target(rule.escalate_to);
+  AddHistory(need, v1::HISTORY_KIND_ESCALATED, Symbol()).escalation_target =
+      rule.escalate_symbol;
   Close(need.id);
 }
 
@@ -637,7 +638,7 @@ void Router::DeclineAndReroute(OpenNeed& need, v1::HistoryKind kind, DecisionBuf
           kind == v1::HISTORY_KIND_DECLINED ? v1::RELEASE_REASON_DECLINED
                                             : v1::RELEASE_REASON_ACCEPT_TIMEOUT,
           out);
-  AddHistory(need, kind, rules_->pods[pod].id);
+  AddHistory(need, kind, rules_->pods[pod].symbol);
   need.declined.push_back(pod);
   ++need.declines;
   need.pod = kNoPod;
@@ -708,19 +709,21 @@ void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
         need.state_since_ms = now_ms_;
         ++need.generation;  // cancels the accept timeout
         UpdateClientOpen(need);
-        AddHistory(need, v1::HISTORY_KIND_ACCEPTED, r.pod_id());
-        v1::ClientRecord& record = RecordOf(need);
-        v1::ContinuityEntry* entry = nullptr;
-        for (v1::ContinuityEntry& c : *record.mutable_continuity()) {
-          if (c.need_code() == NeedCode(need)) {
+        const Symbol pod = rules_->pods[need.pod].symbol;  // the holder: r.pod_id()
+        AddHistory(need, v1::HISTORY_KIND_ACCEPTED, pod);
+        ClientState& record = RecordOf(need);
+        const Symbol code = rules_->needs[need.need].symbol;
+        ClientState::Continuity* entry = nullptr;
+        for (ClientState::Continuity& c : record.mutable_continuity()) {
+          if (c.need == code) {
             entry = &c;
           }
         }
         if (entry == nullptr) {
-          entry = record.add_continuity();
-          entry->set_need_code(std::string(NeedCode(need)));
+          entry = &record.mutable_continuity().emplace_back();
+          entry->need = code;
         }
-        entry->set_pod_id(r.pod_id());
+        entry->pod = pod;
       }
       return;
     case v1::PodResponse::kDeclined:
@@ -738,10 +741,11 @@ void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
       const PodIndex pod = need.pod;
       timings_.push_back({pod, PodTiming::kComplete, now_ms_ - need.state_since_ms});
       Release(need, v1::RELEASE_REASON_COMPLETED, out);
-      v1::ClientHistoryEntry& h = AddHistory(need, v1::HISTORY_KIND_COMPLETED, r.pod_id());
-      h.set_outcome(r.completed().outcome());
-      h.mutable_remedies()->CopyFrom(r.completed().remedies());
-      h.set_time_to_resolve_ms(now_ms_ - need.submitted_ms);
+      ClientState::History& h =
+          AddHistory(need, v1::HISTORY_KIND_COMPLETED, rules_->pods[pod].symbol);
+      h.outcome = r.completed().outcome();
+      h.remedies.assign(r.completed().remedies().begin(), r.completed().remedies().end());
+      h.time_to_resolve_ms = now_ms_ - need.submitted_ms;
       Close(need.id);
       Drain(pod, out);
       return;
@@ -755,7 +759,7 @@ void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
       if (holds) {
         Release(need, v1::RELEASE_REASON_WITHDRAWN, out);
       }
-      AddHistory(need, v1::HISTORY_KIND_WITHDRAWN, holds ? rules_->pods[pod].id : "");
+      AddHistory(need, v1::HISTORY_KIND_WITHDRAWN, holds ? rules_->pods[pod].symbol : Symbol());
       Close(need.id);
       if (pod != kNoPod) {
         Drain(pod, out);
@@ -797,7 +801,7 @@ void Router::OnPodChanged(const v1::Envelope& event, DecisionBuffer& out) {
     for (std::uint64_t id : scratch_ids_) {
       OpenNeed& need = needs_.find(id)->second;
       Release(need, v1::RELEASE_REASON_POD_CLOSED, out);
-      AddHistory(need, v1::HISTORY_KIND_POD_CLOSED, rules_->pods[pod].id);
+      AddHistory(need, v1::HISTORY_KIND_POD_CLOSED, rules_->pods[pod].symbol);
       need.pod = kNoPod;
       need.state = v1::NEED_STATE_UNSPECIFIED;
       ++need.generation;
@@ -932,13 +936,14 @@ void Router::OnTick(DecisionBuffer& out) {
 
 void Router::OnErasure(const v1::Envelope& event, DecisionBuffer& out) {
   const std::string& client_ref = event.client_erasure_requested().client_ref();
-  const v1::ClientRecord* record = clients_.Find(client_ref);
+  const ClientState* record = clients_.Find(client_ref);
   std::uint32_t released = 0;
   std::vector<PodIndex> freed;
   if (record != nullptr) {
     scratch_ids_.clear();
-    for (const v1::ClientOpenNeed& open : record->open()) {
-      if (const std::optional<std::uint64_t> id = FindNeed(open.referral_id(), open.need_code())) {
+    for (const ClientState::Open& open : record->open()) {
+      if (const std::optional<std::uint64_t> id =
+              FindNeed(record->ReferralId(open.referral), open.need.view())) {
         scratch_ids_.push_back(*id);
       }
     }
@@ -1005,63 +1010,49 @@ std::uint32_t Router::IntakeToday(PodIndex pod) const {
 }
 
 void Router::UpdateClientOpen(const OpenNeed& need) {
-  v1::ClientRecord& record = RecordOf(need);
-  const std::string_view code = NeedCode(need);
-  v1::ClientOpenNeed* entry = nullptr;
-  for (v1::ClientOpenNeed& open : *record.mutable_open()) {
-    if (open.referral_id() == need.referral_id && open.need_code() == code) {
+  ClientState& record = RecordOf(need);
+  const Symbol code = rules_->needs[need.need].symbol;
+  ClientState::Open* entry = nullptr;
+  for (ClientState::Open& open : record.mutable_open()) {
+    if (open.need == code && record.ReferralId(open.referral) == need.referral_id) {
       entry = &open;
       break;
     }
   }
   if (entry == nullptr) {
-    entry = record.add_open();
-    entry->set_referral_id(need.referral_id);
-    entry->set_need_code(code.data(), code.size());
+    entry = &record.mutable_open().emplace_back();
+    entry->referral = record.ReferralPosition(need.referral_id);
+    entry->need = code;
   }
-  if (need.pod != kNoPod) {
-    entry->set_pod_id(rules_->pods[need.pod].id);
-  } else {
-    entry->clear_pod_id();
-  }
-  entry->set_state(need.state);
-  entry->set_since_ms(need.state_since_ms);
+  entry->pod = need.pod != kNoPod ? rules_->pods[need.pod].symbol : Symbol();
+  entry->state = need.state;
+  entry->since_ms = need.state_since_ms;
 }
 
 void Router::RemoveClientOpen(const OpenNeed& need) {
-  v1::ClientRecord& record = RecordOf(need);
-  const std::string_view code = NeedCode(need);
-  auto* open = record.mutable_open();
-  for (int i = 0; i < open->size(); ++i) {
-    if (open->Get(i).referral_id() == need.referral_id && open->Get(i).need_code() == code) {
-      // Swap to the end and drop it; protobuf keeps the cleared entry for the next Add().
-      open->SwapElements(i, open->size() - 1);
-      open->RemoveLast();
+  ClientState& record = RecordOf(need);
+  const Symbol code = rules_->needs[need.need].symbol;
+  std::vector<ClientState::Open>& open = record.mutable_open();
+  for (std::size_t i = 0; i < open.size(); ++i) {
+    if (open[i].need == code && record.ReferralId(open[i].referral) == need.referral_id) {
+      // Swap to the end and drop it.
+      std::swap(open[i], open.back());
+      open.pop_back();
       return;
     }
   }
 }
 
-v1::ClientHistoryEntry& Router::AddHistory(const OpenNeed& need, v1::HistoryKind kind,
-                                           std::string_view pod_id) {
-  v1::ClientRecord& record = RecordOf(need);
-  auto* history = record.mutable_history();
-  v1::ClientHistoryEntry* entry;
-  if (history->size() >= kMaxHistory) {
-    // Full: the oldest entry moves to the end and is reused.
-    std::rotate(history->pointer_begin(), history->pointer_begin() + 1, history->pointer_end());
-    entry = history->Mutable(history->size() - 1);
-    entry->Clear();
-  } else {
-    entry = history->Add();
-  }
-  entry->set_referral_id(need.referral_id);
-  const std::string_view code = NeedCode(need);
-  entry->set_need_code(code.data(), code.size());
-  entry->set_pod_id(pod_id.data(), pod_id.size());
-  entry->set_kind(kind);
-  entry->set_at_ms(now_ms_);
-  return *entry;
+ClientState::History& Router::AddHistory(const OpenNeed& need, v1::HistoryKind kind,
+                                         Symbol pod) {
+  ClientState& record = RecordOf(need);
+  ClientState::History& entry = record.AddHistory(kMaxHistory);
+  entry.referral = record.ReferralPosition(need.referral_id);
+  entry.need = rules_->needs[need.need].symbol;
+  entry.pod = pod;
+  entry.kind = kind;
+  entry.at_ms = now_ms_;
+  return entry;
 }
 
 // Local time of now_ms_, computed once per UTC minute and zone.
@@ -1083,7 +1074,7 @@ const LocalTime& Router::Local() const {
 }
 
 // The client record being worked on, looked up once per Apply and client.
-v1::ClientRecord& Router::RecordOf(std::string_view client_ref) {
+ClientState& Router::RecordOf(std::string_view client_ref) {
   if (cached_record_ == nullptr || cached_client_ != client_ref) {
     cached_record_ = &clients_.Mutable(client_ref);
     cached_client_.assign(client_ref);
@@ -1091,7 +1082,7 @@ v1::ClientRecord& Router::RecordOf(std::string_view client_ref) {
   return *cached_record_;
 }
 
-v1::ClientRecord& Router::RecordOf(const OpenNeed& need) {
+ClientState& Router::RecordOf(const OpenNeed& need) {
   return RecordOf(need.facts->client_ref);
 }
 

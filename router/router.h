@@ -269,12 +269,11 @@ class Router {
   void SnapshotHeader(v1::RouterSnapshot& s) const;
   void SnapshotNeed(const OpenNeed& need, v1::OpenNeedSnapshot& n) const;
   [[nodiscard]] const LocalTime& Local() const;
-  v1::ClientRecord& RecordOf(std::string_view client_ref);
-  v1::ClientRecord& RecordOf(const OpenNeed& need);
+  ClientState& RecordOf(std::string_view client_ref);
+  ClientState& RecordOf(const OpenNeed& need);
   void UpdateClientOpen(const OpenNeed& need);
   void RemoveClientOpen(const OpenNeed& need);
-  v1::ClientHistoryEntry& AddHistory(const OpenNeed& need, v1::HistoryKind kind,
-                                     std::string_view pod_id);
+  ClientState::History& AddHistory(const OpenNeed& need, v1::HistoryKind kind, Symbol pod);
 
   std::shared_ptr<const Rules> rules_;
   ClientStore& clients_;
@@ -300,7 +299,7 @@ class Router {
   int decisions_in_apply_ = 0;
   std::vector<Candidate> candidates_;
   std::vector<std::uint64_t> scratch_ids_;
-  v1::ClientRecord* cached_record_ = nullptr;
+  ClientState* cached_record_ = nullptr;
   mutable LocalTime local_;
   mutable std::int64_t local_from_ms_ = 0;  // local_ holds for event times in [from, until)
   mutable std::int64_t local_until_ms_ = 0;

@@ -509,6 +509,15 @@ absl::StatusOr<std::shared_ptr<const Rules>> Load(const Reader& r, const YAML::N
                                           static_cast<NeedIndex>(i), *rules,
                                           rules->need_rules[i]));
   }
+  for (NeedType& need : rules->needs) {
+    need.symbol = Symbol::Of(need.code);
+  }
+  for (PodRule& pod : rules->pods) {
+    pod.symbol = Symbol::Of(pod.id);
+  }
+  for (NeedRule& rule : rules->need_rules) {
+    rule.escalate_symbol = Symbol::Of(rule.escalate_to);
+  }
   return std::shared_ptr<const Rules>(std::move(rules));
 }
 

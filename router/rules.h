@@ -13,6 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "router/symbol.h"
 #include "signpost/v1/common.pb.h"
 #include "signpost/v1/control.pb.h"
 
@@ -37,6 +38,7 @@ enum class TimeZone { kUtc, kEuropeLondon };
 struct NeedType {
   std::string code;
   std::string name;
+  Symbol symbol;  // the code, interned
 };
 
 // The areas a pod covers. Routing asks it several times per need, so codes and prefixes of up
@@ -76,6 +78,7 @@ struct OpeningHours {
 
 struct PodRule {
   std::string id;
+  Symbol symbol;  // the id, interned
   std::string name;
   std::string partner;
   std::vector<NeedIndex> needs;  // sorted
@@ -108,6 +111,7 @@ struct NeedRule {
   std::vector<Target> targets;
   std::int64_t max_wait_ms = 0;  // from submission to escalation while waiting
   std::string escalate_to;
+  Symbol escalate_symbol;  // escalate_to, interned
   std::uint32_t max_declines = 3;
 };
 

@@ -308,11 +308,13 @@ class OwnerDirectory {
 
 // A referral's open needs and history, from its client's record, as the query API shows them.
 std::string ReferralJson(const std::string& referral_id, int partition, const std::string& domain,
-                         const v1::ClientRecord* record) {
+                         const router::ClientState* state) {
+  const std::optional<v1::ClientRecord> record =
+      state != nullptr ? std::optional(state->ToRecord()) : std::nullopt;
   nlohmann::json out = {{"referral_id", referral_id}, {"partition", partition}, {"domain", domain}};
   out["open"] = nlohmann::json::array();
   out["history"] = nlohmann::json::array();
-  if (record != nullptr) {
+  if (record.has_value()) {
     for (const auto& o : record->open()) {
       if (o.referral_id() == referral_id) {
         out["open"].push_back({{"need", o.need_code()}, {"pod", o.pod_id()},
@@ -747,9 +749,10 @@ class RoutingStage : public RdKafka::RebalanceCb {
     return AnswerOrRedirect("client", path, [this, client_ref]() -> std::optional<HttpResponse> {
       for (auto& [id, part] : partitions_) {
         for (auto& [domain, store] : part.stores) {
-          if (const v1::ClientRecord* record = store->Clients().Find(client_ref)) {
+          if (const router::ClientState* record = store->Clients().Find(client_ref)) {
             std::string json;
-            static_cast<void>(google::protobuf::util::MessageToJsonString(*record, &json));
+            static_cast<void>(
+                google::protobuf::util::MessageToJsonString(record->ToRecord(), &json));
             return HttpResponse{200, "application/json", json};
           }
         }

@@ -193,8 +193,7 @@ class CachedTable {
     });
     for (const Entry* e : staged_) {
       if (e->exists) {
-        Serialize(e->value, bytes_);
-        batch.Put(cf_, e->key, bytes_);
+        batch.Put(cf_, e->key, Serialize(e->value, bytes_));
       } else {
         batch.Delete(cf_, e->key);
         if (deleted != nullptr) {
@@ -286,20 +285,25 @@ class CachedTable {
     }
     return Parse(*stored, entry.value);
   }
-  static void Reset(v1::ClientRecord& value) { value.Clear(); }
+  static void Reset(router::ClientState& value) { value.Clear(); }
   static void Reset(std::string& value) { value.clear(); }
-  static bool Parse(const rocksdb::Slice& bytes, v1::ClientRecord& out) {
-    return out.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  static bool Parse(const rocksdb::Slice& bytes, router::ClientState& out) {
+    return out.ParseFrom(std::string_view(bytes.data(), bytes.size()));
   }
   static bool Parse(const rocksdb::Slice& bytes, std::string& out) {
     out.assign(bytes.data(), bytes.size());
     return true;
   }
-  static void Serialize(const v1::ClientRecord& value, std::string& out) {
-    out.clear();
-    value.SerializeToString(&out);
+  // The bytes to store for `value`, in `buffer` if they need one.
+  static rocksdb::Slice Serialize(const router::ClientState& value,
+                                  router::WireWriter::Buffer& buffer) {
+    buffer.Clear();
+    value.SerializeTo(buffer);
+    return {buffer.bytes.data(), buffer.size};
   }
-  static void Serialize(const std::string& value, std::string& out) { out = value; }
+  static rocksdb::Slice Serialize(const std::string& value, router::WireWriter::Buffer&) {
+    return AsSlice(value);
+  }
 
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* cf_;
@@ -315,7 +319,7 @@ class CachedTable {
   // The entries of the write in flight; the writer thread's from Stage() until it has put them
   // into the batch.
   std::vector<Entry*> staged_;
-  std::string bytes_;  // the writer's serialization buffer
+  router::WireWriter::Buffer bytes_;  // the writer's serialization buffer
   Staging* staging_;
   // Prefetch's buffers, kept between calls.
   std::vector<rocksdb::Slice> slices_;
@@ -331,12 +335,12 @@ class CachedClientStore final : public router::ClientStore {
       : clients_(db, clients, capacity, &staging_),
         referrals_(db, referrals, capacity, &staging_) {}
 
-  const v1::ClientRecord* Find(std::string_view client_ref) override {
+  const router::ClientState* Find(std::string_view client_ref) override {
     auto* e = clients_.Lookup(client_ref, read_status_);
     return e != nullptr && e->exists ? &e->value : nullptr;
   }
 
-  v1::ClientRecord& Mutable(std::string_view client_ref) override {
+  router::ClientState& Mutable(std::string_view client_ref) override {
     auto* e = clients_.LookupForUpdate(client_ref, read_status_);
     if (e == nullptr) {
       // A read error: hand out a scratch record; ReadStatus() fails the commit.
@@ -345,7 +349,7 @@ class CachedClientStore final : public router::ClientStore {
     }
     if (!e->exists) {
       e->value.Clear();
-      e->value.set_client_ref(client_ref.data(), client_ref.size());
+      e->value.set_client_ref(client_ref);
       e->exists = true;
     }
     clients_.MarkDirty(*e);
@@ -430,10 +434,10 @@ class CachedClientStore final : public router::ClientStore {
 
  private:
   Staging staging_;  // before the tables, which refer to it
-  CachedTable<v1::ClientRecord> clients_;
+  CachedTable<router::ClientState> clients_;
   CachedTable<std::string> referrals_;
   absl::Status read_status_;
-  v1::ClientRecord scratch_;
+  router::ClientState scratch_;
 };
 
 rocksdb::ColumnFamilyOptions TableOptions(const StoreResources& resources,

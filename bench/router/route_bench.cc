@@ -98,11 +98,11 @@ std::unique_ptr<Fixture> MakeFixture() {
                      static_cast<std::size_t>(Clients() + Referrals()));
   // A million known clients, each with an earlier (closed) referral on record.
   for (std::int64_t c = 0; c < Clients(); ++c) {
-    v1::ClientRecord& record = f->clients.Mutable(absl::StrCat("client-", c));
+    ClientState& record = f->clients.Mutable(absl::StrCat("client-", c));
     record.set_first_contact_ms(start - 86'400'000);
     record.set_last_contact_ms(start - 86'400'000);
     record.set_referral_count(1);
-    record.add_referral_ids(absl::StrCat("old-", c));
+    record.AddReferral(absl::StrCat("old-", c));
   }
   // The referrals; the timed loop completes each one 2,000 referrals later.
   f->stream.reserve(static_cast<std::size_t>(Referrals()));
@@ -199,8 +199,8 @@ BENCHMARK(BM_RouteReferrals)->Iterations(Referrals())->Unit(benchmark::kMillisec
 // Client records are not the router's: a store that keeps none, so only the hot state grows.
 class NoClientStore final : public ClientStore {
  public:
-  const v1::ClientRecord* Find(std::string_view) override { return nullptr; }
-  v1::ClientRecord& Mutable(std::string_view) override {
+  const ClientState* Find(std::string_view) override { return nullptr; }
+  ClientState& Mutable(std::string_view) override {
     scratch_.Clear();
     return scratch_;
   }
@@ -210,7 +210,7 @@ class NoClientStore final : public ClientStore {
   void EraseReferral(std::string_view) override {}
 
  private:
-  v1::ClientRecord scratch_;
+  ClientState scratch_;
 };
 
 // Bytes jemalloc has handed out and not taken back.

@@ -52,11 +52,11 @@ void BM_CommitClientUpdates(benchmark::State& state) {
   std::int64_t offset = 0;
   for (auto _ : state) {
     for (int i = 0; i < batch; ++i) {
-      v1::ClientRecord& record = t.store->Clients().Mutable(ids[rng() % ids.size()]);
+      router::ClientState& record = t.store->Clients().Mutable(ids[rng() % ids.size()]);
       record.set_last_contact_ms(offset);
       record.set_referral_count(record.referral_count() + 1);
-      if (record.referral_ids_size() < 4) {
-        record.add_referral_ids(absl::StrCat("ref-", offset, "-", i));
+      if (record.referral_ids().size() < 4) {
+        record.AddReferral(absl::StrCat("ref-", offset, "-", i));
       }
     }
     if (!t.store->Commit(nullptr, Offset(offset++)).ok()) {
@@ -79,9 +79,9 @@ void BM_PointReads(benchmark::State& state) {
   const int clients = Smoke() ? 5'000 : 1'000'000;
   TempStore t(10'000, false);
   for (int c = 0; c < clients; ++c) {
-    v1::ClientRecord& r = t.store->Clients().Mutable(absl::StrCat("client-", c));
+    router::ClientState& r = t.store->Clients().Mutable(absl::StrCat("client-", c));
     r.set_referral_count(1);
-    r.add_referral_ids(absl::StrCat("ref-", c));
+    r.AddReferral(absl::StrCat("ref-", c));
     if (c % 1000 == 999 && !t.store->Commit(nullptr, Offset(c)).ok()) {
       state.SkipWithError("load failed");
       return;

@@ -253,10 +253,11 @@ TEST_F(RouterTest, NeedWithoutTargetsIsRoutedOutAtOnce) {
 TEST_F(RouterTest, MultiNeedReferralFansOutUnderOneClient) {
   auto d = Refer("r1", "c1", {"food", "housing", "food"});
   EXPECT_THAT(d, ElementsAre(RoutedTo("r1", "food-bath"), RoutedTo("r1", "over-65s")));
-  const v1::ClientRecord* record = clients_.Find("c1");
-  ASSERT_NE(record, nullptr);
-  EXPECT_THAT(record->open(), SizeIs(2));
-  EXPECT_EQ(record->referral_count(), 1u);
+  const ClientState* state = clients_.Find("c1");
+  ASSERT_NE(state, nullptr);
+  const v1::ClientRecord record = state->ToRecord();
+  EXPECT_THAT(record.open(), SizeIs(2));
+  EXPECT_EQ(record.referral_count(), 1u);
 }
 
 TEST_F(RouterTest, DuplicateReferralChangesNothingAndIsReported) {
@@ -491,10 +492,11 @@ TEST_F(RouterTest, RecordsOutcomeRemedyAndTimeToResolve) {
   Apply(events_.Accept("r1", "food", "food-bath"));
   events_.Advance(5 * kHour);
   Apply(events_.Complete("r1", "food", "food-bath"));
-  const v1::ClientRecord* record = clients_.Find("c1");
-  ASSERT_NE(record, nullptr);
-  EXPECT_THAT(record->open(), IsEmpty());
-  const v1::ClientHistoryEntry& last = record->history(record->history_size() - 1);
+  const ClientState* state = clients_.Find("c1");
+  ASSERT_NE(state, nullptr);
+  const v1::ClientRecord record = state->ToRecord();
+  EXPECT_THAT(record.open(), IsEmpty());
+  const v1::ClientHistoryEntry& last = record.history(record.history_size() - 1);
   EXPECT_EQ(last.kind(), v1::HISTORY_KIND_COMPLETED);
   EXPECT_EQ(last.outcome(), v1::OUTCOME_NEED_MET);
   EXPECT_THAT(last.remedies(), ElementsAre("food-parcel"));

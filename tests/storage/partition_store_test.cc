@@ -126,7 +126,8 @@ TEST_F(PartitionStoreTest, MatchesAnInMemoryModelOverRandomOperations) {
       switch (rng() % 20 == 0 ? 7 : rng() % 7) {
         case 0:
         case 1: {
-          v1::ClientRecord& record = store->Clients().Mutable(client);
+          router::ClientState& state = store->Clients().Mutable(client);
+          v1::ClientRecord record = state.ToRecord();
           record.set_referral_count(record.referral_count() + 1);
           record.set_last_contact_ms(op);
           if (rng() % 3 == 0) {
@@ -134,6 +135,7 @@ TEST_F(PartitionStoreTest, MatchesAnInMemoryModelOverRandomOperations) {
             record.add_referral_ids("r" + std::to_string(op));
             record.add_history()->set_pod_id("pod-" + std::to_string(op % 7));
           }
+          state.Assign(record);
           clients[client] = record.SerializeAsString();
           break;
         }
@@ -168,10 +170,10 @@ TEST_F(PartitionStoreTest, MatchesAnInMemoryModelOverRandomOperations) {
           ASSERT_EQ(store->AppliedOffset(), Offset(offset));
       }
       // Reads agree with the model whether they come from the cache or the database.
-      const v1::ClientRecord* found = store->Clients().Find(client);
+      const router::ClientState* found = store->Clients().Find(client);
       ASSERT_EQ(found != nullptr, clients.contains(client));
       if (found != nullptr) {
-        ASSERT_EQ(found->SerializeAsString(), clients[client]);
+        ASSERT_EQ(found->ToRecord().SerializeAsString(), clients[client]);
       }
       const std::string* owner = store->Clients().FindReferral(referral);
       ASSERT_EQ(owner != nullptr, referrals.contains(referral));
@@ -224,7 +226,8 @@ TEST_F(PartitionStoreTest, EvictedEntriesReusedForOtherClientsCarryNothingOver) 
   std::map<std::string, std::string> expected;
   for (int c = 0; c < 200; ++c) {
     const std::string client = "c" + std::to_string(c);
-    v1::ClientRecord& record = store->Clients().Mutable(client);
+    router::ClientState& state = store->Clients().Mutable(client);
+    v1::ClientRecord record = state.ToRecord();
     record.set_referral_count(static_cast<std::uint32_t>(c));
     for (int i = 0; i < c % 9; ++i) {
       record.add_referral_ids(client + "-r" + std::to_string(i));
@@ -232,6 +235,7 @@ TEST_F(PartitionStoreTest, EvictedEntriesReusedForOtherClientsCarryNothingOver) 
       h->set_pod_id("pod-" + std::to_string(i));
       h->set_at_ms(c * 100 + i);
     }
+    state.Assign(record);
     store->Clients().PutReferral(client + "-r0", client);
     expected[client] = record.SerializeAsString();
     if (c % 10 == 9) {
@@ -242,9 +246,9 @@ TEST_F(PartitionStoreTest, EvictedEntriesReusedForOtherClientsCarryNothingOver) 
   for (int pass = 0; pass < 2; ++pass) {  // the second pass reads into reused entries
     for (int c = 199; c >= 0; --c) {
       const std::string client = "c" + std::to_string(c);
-      const v1::ClientRecord* found = store->Clients().Find(client);
+      const router::ClientState* found = store->Clients().Find(client);
       ASSERT_NE(found, nullptr) << client;
-      EXPECT_EQ(found->SerializeAsString(), expected[client]) << client;
+      EXPECT_EQ(found->ToRecord().SerializeAsString(), expected[client]) << client;
       const std::string* owner = store->Clients().FindReferral(client + "-r0");
       ASSERT_NE(owner, nullptr);
       EXPECT_EQ(*owner, client);
@@ -263,10 +267,10 @@ TEST_F(PartitionStoreTest, EvictedEntriesReusedForOtherClientsCarryNothingOver) 
   }
   // A new client made from a reused entry holds its ref and nothing else.
   ASSERT_TRUE(store->Commit(nullptr, Offset(1000)).ok());
-  const v1::ClientRecord& fresh = store->Clients().Mutable("new-client");
+  const router::ClientState& fresh = store->Clients().Mutable("new-client");
   v1::ClientRecord want;
   want.set_client_ref("new-client");
-  EXPECT_EQ(fresh.SerializeAsString(), want.SerializeAsString());
+  EXPECT_EQ(fresh.ToRecord().SerializeAsString(), want.SerializeAsString());
   EXPECT_LE(store->CachedClientsForTest(), 17u);
 }
 
@@ -392,7 +396,8 @@ TEST_F(PartitionStoreTest, ForgedPayloadIsDataLoss) {
 
 TEST_F(PartitionStoreTest, RetentionDropsOldClosedDetailAndKeepsCounts) {
   auto store = Open();
-  v1::ClientRecord& record = store->Clients().Mutable("c1");
+  router::ClientState& state = store->Clients().Mutable("c1");
+  v1::ClientRecord record = state.ToRecord();
   record.set_referral_count(3);
   for (std::int64_t at : {1'000, 2'000, 9'000}) {
     v1::ClientHistoryEntry* h = record.add_history();
@@ -400,15 +405,17 @@ TEST_F(PartitionStoreTest, RetentionDropsOldClosedDetailAndKeepsCounts) {
     h->set_at_ms(at);
     h->add_remedies("food-parcel");
   }
+  state.Assign(record);
   ASSERT_TRUE(store->Commit(nullptr, Offset(0)).ok());
   auto stats = store->SweepRetention(/*now_ms=*/10'000, /*keep_ms=*/5'000);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->clients_scanned, 1u);
   EXPECT_EQ(stats->entries_dropped, 2u);
-  const v1::ClientRecord* after = store->Clients().Find("c1");
+  const router::ClientState* after = store->Clients().Find("c1");
   ASSERT_NE(after, nullptr);
-  EXPECT_EQ(after->history_size(), 1);
-  EXPECT_EQ(after->history(0).at_ms(), 9'000);
+  EXPECT_EQ(after->history_size(), 1u);
+  EXPECT_EQ(after->history(0).at_ms, 9'000);
+  EXPECT_EQ(after->history(0).remedies, std::vector<std::string>{"food-parcel"});
   EXPECT_EQ(after->referral_count(), 3u);
 }
 
@@ -591,13 +598,12 @@ TEST_F(PartitionStoreTest, MemoryStaysWithinTheBudgetWhileLoadingAMillionClients
   constexpr std::size_t kCached = 50'000;
   auto store = Open(kCached);
   std::size_t peak = 0;
-  v1::ClientRecord record;
   for (int i = 0; i < 1'000'000; ++i) {
-    v1::ClientRecord& r = store->Clients().Mutable("client-" + std::to_string(i));
+    router::ClientState& r = store->Clients().Mutable("client-" + std::to_string(i));
     r.set_first_contact_ms(1'767'261'600'000 + i);
     r.set_last_contact_ms(1'767'261'600'000 + i);
     r.set_referral_count(1);
-    r.add_referral_ids("ref-" + std::to_string(i));
+    r.AddReferral("ref-" + std::to_string(i));
     if (i % 1000 == 999) {
       ASSERT_TRUE(store->Commit(nullptr, Offset(i / 1000)).ok());
       peak = std::max(peak, resources_->MemoryUsage());
@@ -610,9 +616,9 @@ TEST_F(PartitionStoreTest, MemoryStaysWithinTheBudgetWhileLoadingAMillionClients
   EXPECT_GT(peak, 0u);
   // Everything is there, mostly read back from disk rather than the cache.
   for (int i : {0, 123'456, 999'999}) {
-    const v1::ClientRecord* r = store->Clients().Find("client-" + std::to_string(i));
+    const router::ClientState* r = store->Clients().Find("client-" + std::to_string(i));
     ASSERT_NE(r, nullptr) << i;
-    EXPECT_EQ(r->referral_ids(0), "ref-" + std::to_string(i));
+    EXPECT_EQ(r->referral_ids()[0], "ref-" + std::to_string(i));
   }
 }
 
