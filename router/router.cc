@@ -1075,9 +1075,8 @@ const LocalTime& Router::Local() const {
 
 // The client record being worked on, looked up once per Apply and client.
 ClientState& Router::RecordOf(std::string_view client_ref) {
-  if (cached_record_ == nullptr || cached_client_ != client_ref) {
+  if (cached_record_ == nullptr || cached_record_->client_ref() != client_ref) {
     cached_record_ = &clients_.Mutable(client_ref);
-    cached_client_.assign(client_ref);
   }
   return *cached_record_;
 }

@@ -304,7 +304,6 @@ class Router {
   mutable std::int64_t local_from_ms_ = 0;  // local_ holds for event times in [from, until)
   mutable std::int64_t local_until_ms_ = 0;
   mutable TimeZone local_zone_ = TimeZone::kUtc;
-  std::string cached_client_;
   // NewDecision's header parts, made at the first decision of each Apply.
   std::string id_prefix_;
   WireWriter::Buffer header_tail_;
