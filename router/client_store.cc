@@ -35,6 +35,16 @@ void InMemoryClientStore::PutReferral(std::string_view referral_id, std::string_
   referrals_.insert_or_assign(std::string(referral_id), std::string(client_ref));
 }
 
+const std::string* InMemoryClientStore::ClaimReferral(std::string_view referral_id,
+                                                      std::string_view client_ref) {
+  auto [it, inserted] = referrals_.try_emplace(AbslView(referral_id));
+  if (!inserted) {
+    return &it->second;
+  }
+  it->second.assign(client_ref.data(), client_ref.size());
+  return nullptr;
+}
+
 void InMemoryClientStore::EraseReferral(std::string_view referral_id) {
   referrals_.erase(AbslView(referral_id));
 }

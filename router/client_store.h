@@ -29,6 +29,10 @@ class ClientStore {
   // The client that submitted `referral_id`, or nullptr if the id is new.
   [[nodiscard]] virtual const std::string* FindReferral(std::string_view referral_id) = 0;
   virtual void PutReferral(std::string_view referral_id, std::string_view client_ref) = 0;
+  // FindReferral and, if the id is new, PutReferral, in one lookup: the client that submitted
+  // `referral_id` before (nothing changes then), or nullptr after recording it as `client_ref`'s.
+  [[nodiscard]] virtual const std::string* ClaimReferral(std::string_view referral_id,
+                                                         std::string_view client_ref) = 0;
   virtual void EraseReferral(std::string_view referral_id) = 0;
 };
 
@@ -39,6 +43,8 @@ class InMemoryClientStore final : public ClientStore {
   void Erase(std::string_view client_ref) override;
   const std::string* FindReferral(std::string_view referral_id) override;
   void PutReferral(std::string_view referral_id, std::string_view client_ref) override;
+  const std::string* ClaimReferral(std::string_view referral_id,
+                                   std::string_view client_ref) override;
   void EraseReferral(std::string_view referral_id) override;
 
   // Sizes the tables for the expected counts, so growth does not rehash on the hot path.

@@ -36,6 +36,21 @@ bool Temporary(v1::CandidateRejection reason) {
   }
 }
 
+// Whether Router::StaticRejection gives `reason`: the pod can never take the need as it stands.
+bool Static(v1::CandidateRejection reason) {
+  switch (reason) {
+    case v1::CANDIDATE_REJECTION_OUTSIDE_COVERAGE:
+    case v1::CANDIDATE_REJECTION_MISSING_REQUIRED_FLAG:
+    case v1::CANDIDATE_REJECTION_EXCLUDED_FLAG:
+    case v1::CANDIDATE_REJECTION_LANGUAGE_NOT_SUPPORTED:
+    case v1::CANDIDATE_REJECTION_PREVIOUSLY_DECLINED:
+    case v1::CANDIDATE_REJECTION_NO_CONSENT:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 Router::Router(std::shared_ptr<const Rules> rules, ClientStore& clients)
@@ -149,8 +164,14 @@ WireWriter Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body)
   // event_id, <domain>/<log offset>/<n>: unique and the same on every replay, even when inputs
   // reuse an event id (a retried submission, a restarted ticker).
   char n[24];
-  w.String(2, id_prefix_,
-           std::string_view(n, std::to_chars(n, std::end(n), decisions_in_apply_++).ptr - n));
+  std::size_t n_size = 1;
+  if (decisions_in_apply_ < 10) {  // nearly always: an Apply makes one or two decisions
+    n[0] = static_cast<char>('0' + decisions_in_apply_);
+  } else {
+    n_size = static_cast<std::size_t>(std::to_chars(n, std::end(n), decisions_in_apply_).ptr - n);
+  }
+  ++decisions_in_apply_;
+  w.String(2, id_prefix_, std::string_view(n, n_size));
   const std::size_t tail_at = w.Raw(header_tail_.view());
   // The domain is the key unless the body names another.
   out.SetKey(tail_at + domain_in_tail_, cause_->domain().size());
@@ -263,13 +284,12 @@ void Router::OnReferral(const v1::Envelope& event, DecisionBuffer& out) {
            out);
     return;
   }
-  if (const std::string* owner = clients_.FindReferral(r.referral_id())) {
+  if (const std::string* owner = clients_.ClaimReferral(r.referral_id(), r.client_ref())) {
     ClientState& record = clients_.Mutable(*owner);
     record.set_duplicate_count(record.duplicate_count() + 1);
     Reject(v1::REJECT_REASON_DUPLICATE_REFERRAL, r.referral_id(), "referral id seen before", out);
     return;
   }
-  clients_.PutReferral(r.referral_id(), r.client_ref());
   ClientState& record = RecordOf(r.client_ref());
   if (record.referral_count() == 0) {
     record.set_first_contact_ms(now_ms_);
@@ -562,7 +582,7 @@ void Router::Wait(OpenNeed& need, v1::PendingReason reason, bool announce, Decis
     need.state_since_ms = now_ms_;
     need.pod = kNoPod;
     ++need.generation;
-    Enqueue(need);
+    EnqueueEvaluated(need);
     if (next_step_at > 0) {
       AddTimer(next_step_at, need, TimerKind::kStepDeadline);
     }
@@ -991,6 +1011,16 @@ void Router::Enqueue(const OpenNeed& need) {
   }
 }
 
+void Router::EnqueueEvaluated(const OpenNeed& need) {
+  const QueueKey key{-static_cast<int>(need.urgency), need.id};
+  queues_[need.need].insert(key);
+  for (const Candidate& c : candidates_) {
+    if (!Static(c.reason)) {
+      pod_waiting_[c.pod].insert(key);
+    }
+  }
+}
+
 void Router::Dequeue(const OpenNeed& need) {
   const QueueKey key{-static_cast<int>(need.urgency), need.id};
   queues_[need.need].erase(key);
@@ -1159,8 +1189,21 @@ absl::Status Router::CheckInvariants() const {
       cost[need.pod] += rules_->pods[need.pod].cost[need.need];
     } else if (need.state == v1::NEED_STATE_QUEUED) {
       ++queued[need.need];
-      if (!queues_[need.need].contains({-static_cast<int>(need.urgency), id})) {
+      const QueueKey key{-static_cast<int>(need.urgency), id};
+      if (!queues_[need.need].contains(key)) {
         return absl::InternalError(absl::StrCat("need ", id, " waits outside its queue"));
+      }
+      // It waits for exactly the pods of its target that could take it once free.
+      for (PodIndex p : rules_->need_rules[need.need].targets[need.step].pods) {
+        const std::uint32_t specificity =
+            rules_->pods[p].coverage.Specificity(need.facts->Outward());
+        const bool could = StaticRejection(need, p, specificity) ==
+                           v1::CANDIDATE_REJECTION_UNSPECIFIED;
+        if (pod_waiting_[p].contains(key) != could) {
+          return absl::InternalError(absl::StrCat("need ", id, " is ", could ? "not " : "",
+                                                  "in the waiting set of pod ",
+                                                  rules_->pods[p].id));
+        }
       }
     } else {
       return absl::InternalError(absl::StrCat("need ", id, " is in no state"));

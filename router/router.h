@@ -249,7 +249,12 @@ class Router {
                              const OpenNeed& need);
   // The candidates a Routed or Queued lists (field `field` of its body).
   void WriteRejected(WireWriter& w, int field) const;
+  // Puts `need` in its queue and in the waiting set of each pod of its current target that
+  // could take it once free (StaticRejection finds nothing).
   void Enqueue(const OpenNeed& need);
+  // The same, when candidates_ holds the evaluation of that target just made: no pod is checked
+  // again.
+  void EnqueueEvaluated(const OpenNeed& need);
   void Dequeue(const OpenNeed& need);
   void AddTimer(std::int64_t at, const OpenNeed& need, TimerKind kind);
   void RebuildDerived();

@@ -379,6 +379,21 @@ class CachedClientStore final : public router::ClientStore {
     }
   }
 
+  const std::string* ClaimReferral(std::string_view referral_id,
+                                   std::string_view client_ref) override {
+    auto* e = referrals_.LookupForUpdate(referral_id, read_status_);
+    if (e == nullptr) {
+      return nullptr;  // a read error, recorded: the commit fails
+    }
+    if (e->exists) {
+      return &e->value;
+    }
+    e->value.assign(client_ref);
+    e->exists = true;
+    referrals_.MarkDirty(*e);
+    return nullptr;
+  }
+
   void EraseReferral(std::string_view referral_id) override {
     auto* e = referrals_.LookupForUpdate(referral_id, read_status_);
     if (e != nullptr) {

@@ -207,6 +207,9 @@ class NoClientStore final : public ClientStore {
   void Erase(std::string_view) override {}
   const std::string* FindReferral(std::string_view) override { return nullptr; }
   void PutReferral(std::string_view, std::string_view) override {}
+  const std::string* ClaimReferral(std::string_view, std::string_view) override {
+    return nullptr;
+  }
   void EraseReferral(std::string_view) override {}
 
  private:

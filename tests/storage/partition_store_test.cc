@@ -144,8 +144,19 @@ TEST_F(PartitionStoreTest, MatchesAnInMemoryModelOverRandomOperations) {
           clients.erase(client);
           break;
         case 3:
-          store->Clients().PutReferral(referral, client);
-          referrals[referral] = client;
+          if (rng() % 2 == 0) {
+            store->Clients().PutReferral(referral, client);
+            referrals[referral] = client;
+          } else {  // recorded only if new; a known id keeps its client
+            const std::string* owner = store->Clients().ClaimReferral(referral, client);
+            if (referrals.contains(referral)) {
+              ASSERT_NE(owner, nullptr);
+              ASSERT_EQ(*owner, referrals[referral]);
+            } else {
+              ASSERT_EQ(owner, nullptr);
+              referrals[referral] = client;
+            }
+          }
           break;
         case 4:
           store->Clients().EraseReferral(referral);
