@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/message_lite.h"
 #include "signpost/v1/envelope.pb.h"
@@ -35,7 +36,7 @@ class WireWriter {
   explicit WireWriter(Buffer& out) : out_(&out) {}
 
   // uint32, uint64 and bool fields.
-  void Varint(int field, std::uint64_t value) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Varint(int field, std::uint64_t value) {
     if (value != 0) {
       char* p = Room(20);
       p = Put(p, Key(field, kVarint));
@@ -46,7 +47,8 @@ class WireWriter {
   void Signed(int field, std::int64_t value) { Varint(field, static_cast<std::uint64_t>(value)); }
   // string and bytes fields; the value may come in two parts. Returns where the value starts in
   // the buffer (or would have).
-  std::size_t String(int field, std::string_view value, std::string_view more = {}) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE std::size_t String(int field, std::string_view value,
+                                                std::string_view more = {}) {
     const std::size_t size = value.size() + more.size();
     if (size == 0) {
       return out_->size;
@@ -76,6 +78,8 @@ class WireWriter {
     Done(p + bytes.size());
     return out_->size - bytes.size();
   }
+  // Overwrites one byte already written, at position `at`.
+  void Set(std::size_t at, char byte) { out_->bytes[at] = byte; }
   // A nested message given as a message.
   void Message(int field, const google::protobuf::MessageLite& message);
 

@@ -143,38 +143,42 @@ absl::StatusOr<ApplyResult> Router::Apply(const v1::Envelope& event, Offset offs
 }
 
 WireWriter Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body) {
+  // event_id, <domain>/<log offset>/<n>: unique and the same on every replay, even when inputs
+  // reuse an event id (a retried submission, a restarted ticker).
   if (decisions_in_apply_ == 0) {
-    // What every decision of this Apply shares: the event id up to its last number, and the
-    // envelope fields after the event id.
+    // The header every decision of this Apply shares, as decision 0's: schema version, event
+    // id, time, producer, trace id and domain. Decisions 1-9 differ from it in one byte.
     const std::string& domain = cause_->domain();
     char number[24];  // any int64 in decimal
     id_prefix_.assign(domain);
     id_prefix_.push_back('/');
     id_prefix_.append(number, std::to_chars(number, std::end(number), last_applied_.Value()).ptr);
     id_prefix_.push_back('/');
-    header_tail_.Clear();
-    WireWriter tail(header_tail_);
-    tail.Signed(3, now_ms_);
-    tail.String(4, kProducer);
-    tail.String(5, cause_->trace_id());
-    domain_in_tail_ = tail.String(6, domain);
+    header_.Clear();
+    WireWriter h(header_);
+    h.Varint(1, 1);  // schema_version
+    digit_in_header_ = h.String(2, id_prefix_, "0") + id_prefix_.size();
+    tail_in_header_ = header_.size;
+    h.Signed(3, now_ms_);
+    h.String(4, kProducer);
+    h.String(5, cause_->trace_id());
+    domain_in_header_ = h.String(6, domain);
   }
   WireWriter w = out.Begin(body);
-  w.Varint(1, 1);  // schema_version
-  // event_id, <domain>/<log offset>/<n>: unique and the same on every replay, even when inputs
-  // reuse an event id (a retried submission, a restarted ticker).
-  char n[24];
-  std::size_t n_size = 1;
+  std::size_t header_at;
   if (decisions_in_apply_ < 10) {  // nearly always: an Apply makes one or two decisions
-    n[0] = static_cast<char>('0' + decisions_in_apply_);
+    header_at = w.Raw(header_.view());
+    w.Set(header_at + digit_in_header_, static_cast<char>('0' + decisions_in_apply_));
   } else {
-    n_size = static_cast<std::size_t>(std::to_chars(n, std::end(n), decisions_in_apply_).ptr - n);
+    w.Varint(1, 1);
+    char n[24];
+    w.String(2, id_prefix_,
+             std::string_view(n, std::to_chars(n, std::end(n), decisions_in_apply_).ptr - n));
+    header_at = w.Raw(header_.view().substr(tail_in_header_)) - tail_in_header_;
   }
   ++decisions_in_apply_;
-  w.String(2, id_prefix_, std::string_view(n, n_size));
-  const std::size_t tail_at = w.Raw(header_tail_.view());
   // The domain is the key unless the body names another.
-  out.SetKey(tail_at + domain_in_tail_, cause_->domain().size());
+  out.SetKey(header_at + domain_in_header_, cause_->domain().size());
   out.OpenBody();
   return w;
 }

@@ -311,8 +311,10 @@ class Router {
   mutable TimeZone local_zone_ = TimeZone::kUtc;
   // NewDecision's header parts, made at the first decision of each Apply.
   std::string id_prefix_;
-  WireWriter::Buffer header_tail_;
-  std::size_t domain_in_tail_ = 0;
+  WireWriter::Buffer header_;
+  std::size_t digit_in_header_ = 0;  // the event id's last byte
+  std::size_t tail_in_header_ = 0;   // the fields after the event id
+  std::size_t domain_in_header_ = 0;
 };
 
 }  // namespace signpost::router

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/events.h"
@@ -283,6 +284,44 @@ TEST_F(RouterTest, CostPerNeedWeighsComplexCases) {
   // Capacity 3, cost 2: one more would make 4.
   EXPECT_THAT(young("r2"), ElementsAre(QueuedFor("r2", v1::PENDING_REASON_ALL_AT_CAPACITY)));
   EXPECT_EQ(router_->Pods()[rules().pod_index.at("housing")].open_cost, 2u);
+}
+
+// One event can make many decisions: each has its own event id, <domain>/<offset>/<n>, and the
+// key of its body (decisions past the ninth take another path in the writer).
+TEST_F(RouterTest, AnEventMakingTwelveDecisionsNumbersAndKeysEachOne) {
+  for (int i = 0; i < 17; ++i) {
+    Refer("r" + std::to_string(i), "cz", {"triage"});  // capacity 5
+  }
+  ASSERT_EQ(router_->QueuedCount(rules().triage_need), 12u);
+  DecisionBuffer out;
+  const std::int64_t offset = next_offset_++;
+  ASSERT_TRUE(router_
+                  ->Apply(events_.PodChange("triage-team", v1::POD_STATUS_UNSPECIFIED, 20),
+                          Offset(offset), out)
+                  .ok());
+  ASSERT_EQ(out.size(), 12u);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const v1::Envelope& d = out[i];
+    EXPECT_EQ(d.event_id(), absl::StrCat("banes/", offset, "/", i));
+    EXPECT_EQ(d.domain(), "banes");
+    EXPECT_EQ(d.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+    ASSERT_EQ(d.body_case(), v1::Envelope::kRouted) << i;
+    EXPECT_EQ(out.key(i), "triage-team") << i;
+    EXPECT_EQ(out.bytes(i), d.SerializeAsString()) << i;
+  }
+  // A decision keyed by the domain, numbered past nine in its event: the erasure of the client,
+  // after its seventeen needs are released.
+  out.Clear();
+  const std::int64_t erased_at = next_offset_++;
+  ASSERT_TRUE(router_->Apply(events_.Erase("cz"), Offset(erased_at), out).ok());
+  ASSERT_EQ(out.size(), 18u);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(out[i].event_id(), absl::StrCat("banes/", erased_at, "/", i));
+    EXPECT_EQ(out.bytes(i), out[i].SerializeAsString()) << i;
+    EXPECT_EQ(out.key(i), i < 17 ? "triage-team" : "banes") << i;
+  }
+  EXPECT_EQ(out.body(17), v1::Envelope::kClientErased);
+  EXPECT_TRUE(router_->CheckInvariants().ok());
 }
 
 TEST_F(RouterTest, LoweredCapacityStopsRoutingUntilOpenWorkFallsBelowIt) {
