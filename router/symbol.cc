@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "router/symbol.h"
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_set.h"
 #include "absl/synchronization/mutex.h"
 
@@ -20,13 +21,21 @@ Symbol Symbol::Of(std::string_view text) {
   if (text.empty()) {
     return Symbol();
   }
-  static SymbolTable* const table = new SymbolTable;  // never destroyed: symbols outlive all
-  absl::MutexLock lock(&table->mutex);
-  auto it = table->texts.find(AbslView(text));
-  if (it == table->texts.end()) {
-    it = table->texts.emplace(text).first;
+  // Each thread remembers the symbols it has seen, so reading stored records (on the routing
+  // thread, an entry at a time) takes the lock only for a text new to the thread. Keys view the
+  // interned strings, which are never freed.
+  thread_local absl::flat_hash_map<absl::string_view, const std::string*> seen;
+  if (auto hit = seen.find(AbslView(text)); hit != seen.end()) {
+    return Symbol(hit->second);
   }
-  return Symbol(&*it);
+  static SymbolTable* const table = new SymbolTable;  // never destroyed: symbols outlive all
+  const std::string* interned;
+  {
+    absl::MutexLock lock(&table->mutex);
+    interned = &*table->texts.emplace(text).first;
+  }
+  seen.emplace(*interned, interned);
+  return Symbol(interned);
 }
 
 }  // namespace signpost::router
