@@ -822,6 +822,7 @@ void Router::OnPodChanged(const v1::Envelope& event, DecisionBuffer& out) {
   if (state.status == v1::POD_STATUS_CLOSED && !state.open_ids.empty()) {
     // Closing gives every open need back and re-routes it elsewhere.
     scratch_ids_.assign(state.open_ids.begin(), state.open_ids.end());
+    std::sort(scratch_ids_.begin(), scratch_ids_.end());  // in the order they were made
     for (std::uint64_t id : scratch_ids_) {
       OpenNeed& need = needs_.find(id)->second;
       Release(need, v1::RELEASE_REASON_POD_CLOSED, out);

@@ -172,7 +172,7 @@ class Router {
     std::uint32_t open_cost = 0;
     std::int64_t intake_day = 0;
     std::uint32_t intake_count = 0;
-    absl::btree_set<std::uint64_t> open_ids;
+    absl::flat_hash_set<std::uint64_t> open_ids;  // unordered: sort before walking it
   };
 
   enum class TimerKind : std::uint8_t { kAcceptTimeout, kStepDeadline, kEscalate };
