@@ -915,18 +915,18 @@ void Router::OnRulesChanged(const v1::Envelope& event, DecisionBuffer& out) {
 void Router::OnTick(DecisionBuffer& out) {
   while (true) {
     // The first due timer over all kinds: the order one set of all timers would give.
-    absl::btree_set<Timer>* due = nullptr;
-    for (absl::btree_set<Timer>& kind : timers_) {
-      if (!kind.empty() && kind.begin()->at <= now_ms_ &&
-          (due == nullptr || *kind.begin() < *due->begin())) {
+    SortedQueue<Timer>* due = nullptr;
+    for (SortedQueue<Timer>& kind : timers_) {
+      if (!kind.empty() && kind.front().at <= now_ms_ &&
+          (due == nullptr || kind.front() < due->front())) {
         due = &kind;
       }
     }
     if (due == nullptr) {
       break;
     }
-    const Timer timer = *due->begin();
-    due->erase(due->begin());
+    const Timer timer = due->front();
+    due->pop_front();
     auto it = needs_.find(timer.id);
     if (it == needs_.end() || it->second.generation != timer.generation) {
       continue;  // stale: the need moved on since the timer was set
@@ -1035,8 +1035,7 @@ void Router::Dequeue(const OpenNeed& need) {
 }
 
 void Router::AddTimer(std::int64_t at, const OpenNeed& need, TimerKind kind) {
-  absl::btree_set<Timer>& timers = timers_[static_cast<std::size_t>(kind)];
-  timers.insert(timers.end(), {at, need.id, kind, need.generation});  // the end: usually right
+  timers_[static_cast<std::size_t>(kind)].Insert({at, need.id, kind, need.generation});
 }
 
 std::uint32_t Router::IntakeToday(PodIndex pod) const {
@@ -1130,7 +1129,7 @@ void Router::RebuildDerived() {
     queue.clear();
   }
   pod_waiting_.assign(pods_.size(), {});
-  for (absl::btree_set<Timer>& kind : timers_) {
+  for (SortedQueue<Timer>& kind : timers_) {
     kind.clear();
   }
   std::vector<std::uint64_t> ids;

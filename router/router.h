@@ -25,6 +25,7 @@
 #include "router/local_time.h"
 #include "router/need_keys.h"
 #include "router/rules.h"
+#include "router/sorted_queue.h"
 #include "signpost/v1/envelope.pb.h"
 #include "signpost/v1/state.pb.h"
 
@@ -294,7 +295,7 @@ class Router {
   // Pending timers, one set per TimerKind: within a kind, new timers mostly fall after all the
   // others (a pod's accept timeout, a step's wait and a need's maximum wait are fixed lengths
   // from now), so an insert at the end is nearly free. Stale ones stay until due.
-  std::array<absl::btree_set<Timer>, 3> timers_;
+  std::array<SortedQueue<Timer>, 3> timers_;  // by TimerKind
   absl::flat_hash_set<std::uint64_t> changed_needs_;  // since the last TakeChanges()
   bool rules_changed_ = true;
 
