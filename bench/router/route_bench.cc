@@ -225,6 +225,7 @@ void BM_RouteReferrals(benchmark::State& state) {
       ++routed;
       v1::Envelope& done = ring[tail++ % ring.size()];
       done.set_schema_version(1);
+      done.set_domain("bench");  // as the intake stage resolves it
       done.set_event_id(out.referral_id(i).data(), out.referral_id(i).size());
       v1::PodResponse* response = done.mutable_pod_response();
       response->set_referral_id(out.referral_id(i).data(), out.referral_id(i).size());
