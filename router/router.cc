@@ -149,11 +149,16 @@ WireWriter Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body)
     // The header every decision of this Apply shares, as decision 0's: schema version, event
     // id, time, producer, trace id and domain. Decisions 1-9 differ from it in one byte.
     const std::string& domain = cause_->domain();
-    char number[24];  // any int64 in decimal
-    id_prefix_.assign(domain);
-    id_prefix_.push_back('/');
-    id_prefix_.append(number, std::to_chars(number, std::end(number), last_applied_.Value()).ptr);
-    id_prefix_.push_back('/');
+    if (!NextPrefix(domain)) {
+      char number[24];  // any int64 in decimal
+      id_prefix_.assign(domain);
+      id_prefix_.push_back('/');
+      id_prefix_.append(number,
+                        std::to_chars(number, std::end(number), last_applied_.Value()).ptr);
+      id_prefix_.push_back('/');
+    }
+    prefix_offset_ = last_applied_.Value();
+    prefix_domain_size_ = domain.size();
     header_.Clear();
     WireWriter h(header_);
     h.Varint(1, 1);  // schema_version
@@ -181,6 +186,25 @@ WireWriter Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body)
   out.SetKey(header_at + domain_in_header_, cause_->domain().size());
   out.OpenBody();
   return w;
+}
+
+// Turns id_prefix_ into this Apply's when it is the previous offset's in the same domain, by
+// adding one to its decimal digits; false when it must be written anew (another domain, a gap,
+// or all nines).
+bool Router::NextPrefix(std::string_view domain) {
+  if (prefix_offset_ < 0 || prefix_offset_ + 1 != last_applied_.Value() ||
+      prefix_domain_size_ != domain.size() ||
+      std::string_view(id_prefix_).substr(0, domain.size()) != domain) {
+    return false;
+  }
+  for (std::size_t i = id_prefix_.size() - 2; i > domain.size(); --i) {
+    if (id_prefix_[i] != '9') {
+      ++id_prefix_[i];
+      return true;
+    }
+    id_prefix_[i] = '0';
+  }
+  return false;  // 99...9 + 1 has one digit more
 }
 
 WireWriter Router::NewNeedDecision(DecisionBuffer& out, v1::Envelope::BodyCase body,

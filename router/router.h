@@ -244,6 +244,7 @@ class Router {
   // Starts a decision: writes the envelope's header, opens its body and returns the writer for
   // the body's fields, in field order; out.End() completes it.
   WireWriter NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body);
+  bool NextPrefix(std::string_view domain);
   // Starts a decision about `need` whose body begins with referral_id = 1, client_ref = 2 and
   // need_code = 3 (Routed, Queued, Escalated), keyed by the need until SetKey() says otherwise.
   WireWriter NewNeedDecision(DecisionBuffer& out, v1::Envelope::BodyCase body,
@@ -311,7 +312,9 @@ class Router {
   mutable std::int64_t local_until_ms_ = 0;
   mutable TimeZone local_zone_ = TimeZone::kUtc;
   // NewDecision's header parts, made at the first decision of each Apply.
-  std::string id_prefix_;
+  std::string id_prefix_;  // "<domain>/<offset>/" of the last header built
+  std::int64_t prefix_offset_ = -1;  // that offset
+  std::size_t prefix_domain_size_ = 0;  // and its domain's length
   WireWriter::Buffer header_;
   std::size_t digit_in_header_ = 0;  // the event id's last byte
   std::size_t tail_in_header_ = 0;   // the fields after the event id

@@ -324,6 +324,28 @@ TEST_F(RouterTest, AnEventMakingTwelveDecisionsNumbersAndKeysEachOne) {
   EXPECT_TRUE(router_->CheckInvariants().ok());
 }
 
+// Event ids follow the log offset: consecutive offsets step the last id's digits (through
+// carries and an extra digit), and a gap or another domain writes it anew.
+TEST_F(RouterTest, DecisionIdsFollowTheOffsetThroughCarriesGapsAndDomains) {
+  const std::pair<std::int64_t, std::string> steps[] = {
+      {8, "banes"},    {9, "banes"},    {10, "banes"},   {11, "banes"},  {99, "banes"},
+      {100, "banes"},  {101, "banes"},  {1999, "banes"}, {2000, "banes"}, {2001, "banes/9"},
+      {2002, "banes"}, {2003, "b"},     {2004, "banes"}, {2007, "banes"}, {2008, "banes"}};
+  auto fresh = std::make_unique<Router>(TestRules(), clients_);
+  for (const auto& [offset, domain] : steps) {
+    v1::Envelope e;
+    e.set_schema_version(2);  // rejected: one decision per event
+    e.set_event_id("in");
+    e.set_domain(domain);
+    DecisionBuffer out;
+    ASSERT_TRUE(fresh->Apply(e, Offset(offset), out).ok());
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].event_id(), absl::StrCat(domain, "/", offset, "/0"));
+    EXPECT_EQ(out.key(0), domain);
+    EXPECT_EQ(out.bytes(0), out[0].SerializeAsString());
+  }
+}
+
 TEST_F(RouterTest, LoweredCapacityStopsRoutingUntilOpenWorkFallsBelowIt) {
   Apply(events_.PodChange("food-county", v1::POD_STATUS_UNSPECIFIED, 3));
   for (const char* id : {"r1", "r2", "r3"}) {
