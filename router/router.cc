@@ -468,7 +468,7 @@ PodIndex Router::ContinuityPod(const OpenNeed& need) {
 // `announce_unchanged_wait`: emit Queued even if the need was already waiting at this step for
 // the same reason (false when a drain retries a waiting need).
 void Router::Route(OpenNeed& need, bool announce_unchanged_wait, DecisionBuffer& out) {
-  changed_needs_.insert(need.id);
+  changed_needs_.push_back(need.id);
   const NeedRule& rule = rules_->need_rules[need.need];
   if (rule.targets.empty()) {
     Escalate(need, v1::ESCALATION_REASON_RULE, out);
@@ -667,7 +667,7 @@ void Router::WriteReleased(const OpenNeed& need, std::string_view pod_id,
 
 // Closes a need for good: out of the queues, the key index and the client's open work.
 void Router::Close(std::uint64_t id) {
-  changed_needs_.insert(id);
+  changed_needs_.push_back(id);
   auto it = needs_.find(id);
   OpenNeed& need = it->second;
   if (need.state == v1::NEED_STATE_QUEUED) {
@@ -753,7 +753,7 @@ void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
       } else {
         timings_.push_back({need.pod, PodTiming::kAccept, now_ms_ - need.state_since_ms});
         need.state = v1::NEED_STATE_ACCEPTED;
-        changed_needs_.insert(need.id);
+        changed_needs_.push_back(need.id);
         need.state_since_ms = now_ms_;
         ++need.generation;  // cancels the accept timeout
         UpdateClientOpen(need);
@@ -923,7 +923,7 @@ void Router::OnRulesChanged(const v1::Envelope& event, DecisionBuffer& out) {
   RebuildDerived();
   rules_changed_ = true;
   for (std::uint64_t id : ids) {
-    changed_needs_.insert(id);
+    changed_needs_.push_back(id);
   }
   for (auto& [id, old_pod] : reroute) {
     OpenNeed& need = needs_.find(id)->second;
@@ -1344,9 +1344,10 @@ void Router::TakeChanges(RouterChanges& out) {
   out.Clear();
   SnapshotHeader(out.header);
   out.rules_changed = rules_changed_;
-  std::vector<std::uint64_t> ids(changed_needs_.begin(), changed_needs_.end());
-  std::sort(ids.begin(), ids.end());
-  for (std::uint64_t id : ids) {
+  std::sort(changed_needs_.begin(), changed_needs_.end());
+  changed_needs_.erase(std::unique(changed_needs_.begin(), changed_needs_.end()),
+                       changed_needs_.end());
+  for (std::uint64_t id : changed_needs_) {
     auto it = needs_.find(id);
     if (it == needs_.end()) {
       out.erased.push_back(id);

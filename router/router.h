@@ -297,7 +297,8 @@ class Router {
   // others (a pod's accept timeout, a step's wait and a need's maximum wait are fixed lengths
   // from now), so an insert at the end is nearly free. Stale ones stay until due.
   std::array<SortedQueue<Timer>, 3> timers_;  // by TimerKind
-  absl::flat_hash_set<std::uint64_t> changed_needs_;  // since the last TakeChanges()
+  // Needs changed since the last TakeChanges(), with repeats (cheaper than a set per change).
+  std::vector<std::uint64_t> changed_needs_;
   bool rules_changed_ = true;
 
   std::vector<PodTiming> timings_;  // of the last Apply
