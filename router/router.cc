@@ -22,7 +22,10 @@ constexpr int kMaxDrainMisses = 64;  // waiting needs tried per drain that still
 
 absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-v1::Urgency Effective(v1::Urgency u) { return u == v1::URGENCY_UNSPECIFIED ? v1::URGENCY_ROUTINE : u; }
+// Unspecified, and any value this build does not know, is ROUTINE.
+v1::Urgency Effective(v1::Urgency u) {
+  return u >= v1::URGENCY_ROUTINE && u <= v1::URGENCY_EMERGENCY ? u : v1::URGENCY_ROUTINE;
+}
 
 bool Temporary(v1::CandidateRejection reason) {
   switch (reason) {
@@ -712,8 +715,8 @@ void Router::Drain(PodIndex pod, DecisionBuffer& out) {
   auto it = waiting.begin();
   while (it != waiting.end() && state.open_cost < state.capacity && misses < kMaxDrainMisses) {
     const QueueKey key = *it;
-    Route(needs_.find(key.id)->second, false, out);
-    auto still = needs_.find(key.id);
+    Route(needs_.find(IdOf(key))->second, false, out);
+    auto still = needs_.find(IdOf(key));
     if (still != needs_.end() && still->second.state == v1::NEED_STATE_QUEUED) {
       ++misses;  // e.g. its cost is more than the room left, or the pod is closed for the day
     }
@@ -1030,7 +1033,7 @@ void Router::OnErasure(const v1::Envelope& event, DecisionBuffer& out) {
 // target that could take it once free (open, capacity, intake, hours): a pod that frees up looks
 // only at needs it could serve, most urgent and oldest first.
 void Router::Enqueue(const OpenNeed& need) {
-  const QueueKey key{-static_cast<int>(need.urgency), need.id};
+  const QueueKey key = KeyOf(need.urgency, need.id);
   queues_[need.need].insert(key);
   for (PodIndex p : rules_->need_rules[need.need].targets[need.step].pods) {
     const std::uint32_t specificity = rules_->pods[p].coverage.Specificity(need.facts->Outward());
@@ -1041,7 +1044,7 @@ void Router::Enqueue(const OpenNeed& need) {
 }
 
 void Router::EnqueueEvaluated(const OpenNeed& need) {
-  const QueueKey key{-static_cast<int>(need.urgency), need.id};
+  const QueueKey key = KeyOf(need.urgency, need.id);
   queues_[need.need].insert(key);
   for (const Candidate& c : candidates_) {
     if (!Static(c.reason)) {
@@ -1051,7 +1054,7 @@ void Router::EnqueueEvaluated(const OpenNeed& need) {
 }
 
 void Router::Dequeue(const OpenNeed& need) {
-  const QueueKey key{-static_cast<int>(need.urgency), need.id};
+  const QueueKey key = KeyOf(need.urgency, need.id);
   queues_[need.need].erase(key);
   for (PodIndex p : rules_->need_rules[need.need].targets[need.step].pods) {
     pod_waiting_[p].erase(key);
@@ -1197,10 +1200,11 @@ std::int64_t Router::OldestWaitMs(NeedIndex need) const {
   // at most five lookups, whatever the queue's length.
   std::int64_t oldest = 0;
   const auto& queue = queues_[need];
-  for (int urgency = v1::URGENCY_EMERGENCY; urgency >= v1::URGENCY_UNSPECIFIED; --urgency) {
-    auto it = queue.lower_bound({-urgency, 0});
-    if (it != queue.end() && it->neg_urgency == -urgency) {
-      oldest = std::max(oldest, now_ms_ - needs_.find(it->id)->second.submitted_ms);
+  for (int urgency = v1::URGENCY_EMERGENCY; urgency >= v1::URGENCY_ROUTINE; --urgency) {
+    const QueueKey first = KeyOf(static_cast<v1::Urgency>(urgency), 0);
+    auto it = queue.lower_bound(first);
+    if (it != queue.end() && *it - first < kIdLimit) {
+      oldest = std::max(oldest, now_ms_ - needs_.find(IdOf(*it))->second.submitted_ms);
     }
   }
   return oldest;
@@ -1217,7 +1221,7 @@ absl::Status Router::CheckInvariants() const {
       cost[need.pod] += rules_->pods[need.pod].cost[need.need];
     } else if (need.state == v1::NEED_STATE_QUEUED) {
       ++queued[need.need];
-      const QueueKey key{-static_cast<int>(need.urgency), id};
+      const QueueKey key = KeyOf(need.urgency, id);
       if (!queues_[need.need].contains(key)) {
         return absl::InternalError(absl::StrCat("need ", id, " waits outside its queue"));
       }
@@ -1253,8 +1257,8 @@ absl::Status Router::CheckInvariants() const {
     return absl::InternalError("key index and open needs differ");
   }
   for (PodIndex p = 0; p < pod_waiting_.size(); ++p) {
-    for (const QueueKey& key : pod_waiting_[p]) {
-      auto it = needs_.find(key.id);
+    for (const QueueKey key : pod_waiting_[p]) {
+      auto it = needs_.find(IdOf(key));
       if (it == needs_.end() || it->second.state != v1::NEED_STATE_QUEUED) {
         return absl::InternalError(absl::StrCat("pod ", rules_->pods[p].id,
                                                 " lists a need that is not waiting"));
@@ -1373,6 +1377,10 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Restore(const v1::RouterSnapshot
   r.last_applied_ = Offset(s.last_applied_offset());
   r.now_ms_ = s.now_ms();
   r.next_id_ = s.next_id();
+  if (r.next_id_ >= kIdLimit) {
+    return absl::DataLossError(absl::StrCat("snapshot's next need id ", r.next_id_,
+                                            " is out of range"));
+  }
   for (const v1::PodRuntimeSnapshot& pod : s.pods()) {
     const PodIndex* p = r.rules_->FindPod(pod.pod_id());
     if (p == nullptr) {
@@ -1403,7 +1411,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Restore(const v1::RouterSnapshot
     need.referral_id = n.referral_id();
     need.need = *need_index;
     need.state = n.state();
-    need.urgency = n.urgency();
+    need.urgency = Effective(n.urgency());
     need.submitted_ms = n.submitted_ms();
     need.step = n.step();
     need.step_started_ms = n.step_started_ms();
@@ -1438,6 +1446,9 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Restore(const v1::RouterSnapshot
     const std::size_t targets = r.rules_->need_rules[need.need].targets.size();
     if (need.state == v1::NEED_STATE_QUEUED && need.step >= targets) {
       return absl::DataLossError(absl::StrCat("need ", n.id(), " waits at a missing step"));
+    }
+    if (need.id >= r.next_id_) {
+      return absl::DataLossError(absl::StrCat("need ", n.id(), " is not below the next id"));
     }
     const std::uint64_t id = need.id;
     const std::string& referral_id =

@@ -187,13 +187,15 @@ class Router {
              std::tie(b.at, b.id, b.kind, b.generation);
     }
   };
-  struct QueueKey {
-    int neg_urgency;
-    std::uint64_t id;
-    friend bool operator<(const QueueKey& a, const QueueKey& b) {
-      return std::tie(a.neg_urgency, a.id) < std::tie(b.neg_urgency, b.id);
-    }
-  };
+  // A waiting need's place in its queue and waiting sets, more urgent first, then older (lower
+  // id) first, as one integer so the B-trees compare integers: EMERGENCY - urgency in the top
+  // byte, the need id below it. Urgency is 1-4 (Effective) and ids stay under kIdLimit.
+  using QueueKey = std::uint64_t;
+  static constexpr std::uint64_t kIdLimit = std::uint64_t{1} << 56;
+  static QueueKey KeyOf(v1::Urgency urgency, std::uint64_t id) {
+    return (static_cast<std::uint64_t>(v1::URGENCY_EMERGENCY - urgency) << 56) | id;
+  }
+  static std::uint64_t IdOf(QueueKey key) { return key & (kIdLimit - 1); }
   struct Candidate {
     PodIndex pod;
     v1::CandidateRejection reason;
