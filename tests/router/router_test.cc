@@ -346,6 +346,44 @@ TEST_F(RouterTest, DecisionIdsFollowTheOffsetThroughCarriesGapsAndDomains) {
   }
 }
 
+// An urgency this build does not know is routine: it is routed and queued as ROUTINE, behind
+// a more urgent need and ahead of a later routine one.
+TEST_F(RouterTest, AnUnknownUrgencyIsRoutine) {
+  Apply(events_.PodChange("food-county", v1::POD_STATUS_UNSPECIFIED, 1));
+  Apply(events_.PodChange("food-bath", v1::POD_STATUS_CLOSED));
+  v1::Envelope odd = events_.Referral("r1", "c1", {"food"});
+  odd.mutable_referral_submitted()->set_urgency(static_cast<v1::Urgency>(9));
+  auto routed = Apply(odd);
+  ASSERT_THAT(routed, ElementsAre(RoutedTo("r1", "food-county")));
+  EXPECT_EQ(routed[0].routed().urgency(), v1::URGENCY_ROUTINE);
+  v1::Envelope later = events_.Referral("r2", "c2", {"food"});
+  later.mutable_referral_submitted()->set_urgency(static_cast<v1::Urgency>(-3));
+  v1::Envelope urgent = events_.Referral("r3", "c3", {"food"});
+  urgent.mutable_referral_submitted()->set_urgency(v1::URGENCY_URGENT);
+  auto queued = Apply(later);
+  ASSERT_THAT(queued, ElementsAre(QueuedFor("r2", v1::PENDING_REASON_ALL_AT_CAPACITY)));
+  EXPECT_EQ(queued[0].queued().urgency(), v1::URGENCY_ROUTINE);
+  Apply(urgent);
+  EXPECT_THAT(Apply(events_.Withdraw("r1", "food")),
+              ElementsAre(ReleasedFrom("food-county", v1::RELEASE_REASON_WITHDRAWN),
+                          RoutedTo("r3", "food-county")));
+}
+
+// A snapshot whose need ids cannot be this router's is refused, not half restored.
+TEST_F(RouterTest, ASnapshotWithIdsOutOfRangeIsRefused) {
+  Refer("r1", "c1", {"food"});
+  v1::RouterSnapshot beyond = router_->Snapshot();
+  beyond.set_next_id(beyond.needs(0).id());  // the need's id is not below it
+  InMemoryClientStore restored_clients;
+  EXPECT_EQ(Router::Restore(beyond, restored_clients).status().code(),
+            absl::StatusCode::kDataLoss);
+  v1::RouterSnapshot huge = router_->Snapshot();
+  huge.set_next_id(std::uint64_t{1} << 56);
+  EXPECT_EQ(Router::Restore(huge, restored_clients).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(Router::Restore(router_->Snapshot(), restored_clients).ok());
+}
+
 TEST_F(RouterTest, LoweredCapacityStopsRoutingUntilOpenWorkFallsBelowIt) {
   Apply(events_.PodChange("food-county", v1::POD_STATUS_UNSPECIFIED, 3));
   for (const char* id : {"r1", "r2", "r3"}) {
