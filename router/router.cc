@@ -76,6 +76,21 @@ std::optional<std::uint64_t> Router::FindNeed(std::string_view referral_id,
                     [&](std::uint64_t id) { return IsNeedOf(id, referral_id, need_code); });
 }
 
+Router::OpenNeed* Router::FindOpenNeed(std::string_view referral_id,
+                                       std::string_view need_code) {
+  OpenNeed* found = nullptr;
+  const bool hit = keys_.Find(referral_id, need_code, [&](std::uint64_t id) {
+    auto it = needs_.find(id);
+    if (it == needs_.end() || it->second.referral_id != referral_id ||
+        NeedCode(it->second) != need_code) {
+      return false;
+    }
+    found = &it->second;
+    return true;
+  }).has_value();
+  return hit ? found : nullptr;
+}
+
 bool Router::IndexNeed(std::uint64_t id, std::string_view referral_id,
                        std::string_view need_code) {
   return keys_.Insert(referral_id, need_code, id, [&](std::uint64_t other) {
@@ -737,14 +752,14 @@ void Router::DrainAll(DecisionBuffer& out) {
 
 void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
   const v1::PodResponse& r = event.pod_response();
-  const std::optional<std::uint64_t> id = FindNeed(r.referral_id(), r.need_code());
-  if (!id.has_value()) {
+  OpenNeed* const open = FindOpenNeed(r.referral_id(), r.need_code());
+  if (open == nullptr) {
     const bool known = clients_.FindReferral(r.referral_id()) != nullptr;
     Reject(known ? v1::REJECT_REASON_INVALID_TRANSITION : v1::REJECT_REASON_UNKNOWN_REFERRAL,
            r.referral_id(), known ? "need is not open" : "unknown referral", out);
     return;
   }
-  OpenNeed& need = needs_.find(*id)->second;
+  OpenNeed& need = *open;
   const bool holds = need.state == v1::NEED_STATE_OFFERED || need.state == v1::NEED_STATE_ACCEPTED;
   const bool from_holder = holds && rules_->pods[need.pod].id == r.pod_id();
   switch (r.response_case()) {
