@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "router/client_state.h"
 
+#include "router/base/short_bytes.h"
+
 namespace signpost::router {
 
 std::uint32_t ClientState::AddReferral(std::string_view referral_id) {
@@ -10,7 +12,7 @@ std::uint32_t ClientState::AddReferral(std::string_view referral_id) {
 
 std::uint32_t ClientState::ReferralPosition(std::string_view referral_id) {
   for (std::size_t i = referral_ids_.size(); i-- > 0;) {
-    if (referral_ids_[i] == referral_id) {
+    if (EqualBytes(referral_ids_[i], referral_id)) {
       return static_cast<std::uint32_t>(i);
     }
   }

@@ -14,6 +14,7 @@
 
 #include "absl/base/attributes.h"
 #include "google/protobuf/io/coded_stream.h"
+#include "router/base/short_bytes.h"
 #include "google/protobuf/message_lite.h"
 #include "signpost/v1/envelope.pb.h"
 
@@ -55,7 +56,7 @@ class WireWriter {
     }
     char* p = Room(20 + size);
     p = Put(Put(p, Key(field, kLengthDelimited)), size);
-    std::memcpy(p, value.data(), value.size());
+    CopyBytes(p, value.data(), value.size());
     if (!more.empty()) {
       std::memcpy(p + value.size(), more.data(), more.size());
     }
@@ -66,15 +67,13 @@ class WireWriter {
   void RepeatedString(int field, std::string_view value) {
     char* p = Room(20 + value.size());
     p = Put(Put(p, Key(field, kLengthDelimited)), value.size());
-    if (!value.empty()) {
-      std::memcpy(p, value.data(), value.size());
-    }
+    CopyBytes(p, value.data(), value.size());
     Done(p + value.size());
   }
   // Bytes already in wire format. Returns where they start in the buffer.
   std::size_t Raw(std::string_view bytes) {
     char* p = Room(bytes.size());
-    std::memcpy(p, bytes.data(), bytes.size());
+    CopyBytes(p, bytes.data(), bytes.size());
     Done(p + bytes.size());
     return out_->size - bytes.size();
   }

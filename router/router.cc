@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "router/base/short_bytes.h"
 #include "router/local_time.h"
 
 namespace signpost::router {
@@ -66,8 +67,8 @@ Router::Router(std::shared_ptr<const Rules> rules, ClientStore& clients)
 bool Router::IsNeedOf(std::uint64_t id, std::string_view referral_id,
                       std::string_view need_code) const {
   auto it = needs_.find(id);
-  return it != needs_.end() && it->second.referral_id == referral_id &&
-         NeedCode(it->second) == need_code;
+  return it != needs_.end() && EqualBytes(it->second.referral_id, referral_id) &&
+         EqualBytes(NeedCode(it->second), need_code);
 }
 
 std::optional<std::uint64_t> Router::FindNeed(std::string_view referral_id,
@@ -81,8 +82,8 @@ Router::OpenNeed* Router::FindOpenNeed(std::string_view referral_id,
   OpenNeed* found = nullptr;
   const bool hit = keys_.Find(referral_id, need_code, [&](std::uint64_t id) {
     auto it = needs_.find(id);
-    if (it == needs_.end() || it->second.referral_id != referral_id ||
-        NeedCode(it->second) != need_code) {
+    if (it == needs_.end() || !EqualBytes(it->second.referral_id, referral_id) ||
+        !EqualBytes(NeedCode(it->second), need_code)) {
       return false;
     }
     found = &it->second;
@@ -212,7 +213,7 @@ WireWriter Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body)
 bool Router::NextPrefix(std::string_view domain) {
   if (prefix_offset_ < 0 || prefix_offset_ + 1 != last_applied_.Value() ||
       prefix_domain_size_ != domain.size() ||
-      std::string_view(id_prefix_).substr(0, domain.size()) != domain) {
+      !EqualBytes(std::string_view(id_prefix_).substr(0, domain.size()), domain)) {
     return false;
   }
   for (std::size_t i = id_prefix_.size() - 2; i > domain.size(); --i) {
@@ -1090,7 +1091,7 @@ void Router::UpdateClientOpen(const OpenNeed& need) {
   const Symbol code = rules_->needs[need.need].symbol;
   ClientState::Open* entry = nullptr;
   for (ClientState::Open& open : record.mutable_open()) {
-    if (open.need == code && record.ReferralId(open.referral) == need.referral_id) {
+    if (open.need == code && EqualBytes(record.ReferralId(open.referral), need.referral_id)) {
       entry = &open;
       break;
     }
@@ -1110,7 +1111,7 @@ void Router::RemoveClientOpen(const OpenNeed& need) {
   const Symbol code = rules_->needs[need.need].symbol;
   std::vector<ClientState::Open>& open = record.mutable_open();
   for (std::size_t i = 0; i < open.size(); ++i) {
-    if (open[i].need == code && record.ReferralId(open[i].referral) == need.referral_id) {
+    if (open[i].need == code && EqualBytes(record.ReferralId(open[i].referral), need.referral_id)) {
       // Swap to the end and drop it.
       std::swap(open[i], open.back());
       open.pop_back();
@@ -1151,7 +1152,7 @@ const LocalTime& Router::Local() const {
 
 // The client record being worked on, looked up once per Apply and client.
 ClientState& Router::RecordOf(std::string_view client_ref) {
-  if (cached_record_ == nullptr || cached_record_->client_ref() != client_ref) {
+  if (cached_record_ == nullptr || !EqualBytes(cached_record_->client_ref(), client_ref)) {
     cached_record_ = &clients_.Mutable(client_ref);
   }
   return *cached_record_;
