@@ -14,8 +14,8 @@
 
 #include "absl/base/attributes.h"
 #include "google/protobuf/io/coded_stream.h"
-#include "router/base/short_bytes.h"
 #include "google/protobuf/message_lite.h"
+#include "router/base/short_bytes.h"
 #include "signpost/v1/envelope.pb.h"
 
 namespace signpost::router {

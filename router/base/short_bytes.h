@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Copying and comparing the short strings routing is made of (ids, need codes, pod ids, a
-// decision's header) without a call into the C library: up to 64 bytes move as overlapping 8- or
-// 16-byte words; anything longer goes to memcpy / memcmp.
+// decision's header) without a call into the C library: up to 64 bytes (16 for a compare) move
+// as two overlapping words of 4, 8, 16 or 32 bytes; anything longer goes to memcpy / memcmp.
 #pragma once
 
 #include <cstddef>
