@@ -297,9 +297,9 @@ class Router {
   NeedKeys keys_;  // (referral id, need code) -> id
   std::vector<absl::btree_set<QueueKey>> queues_;           // by NeedIndex
   std::vector<absl::btree_set<QueueKey>> pod_waiting_;      // by PodIndex
-  // Pending timers, one set per TimerKind: within a kind, new timers mostly fall after all the
+  // Pending timers, one queue per TimerKind: within a kind, new timers mostly fall after all the
   // others (a pod's accept timeout, a step's wait and a need's maximum wait are fixed lengths
-  // from now), so an insert at the end is nearly free. Stale ones stay until due.
+  // from now), so an insert near the back is nearly free. Stale ones stay until due.
   std::array<SortedQueue<Timer>, 3> timers_;  // by TimerKind
   // Needs changed since the last TakeChanges(), with repeats (cheaper than a set per change).
   std::vector<std::uint64_t> changed_needs_;

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // A set of keys taken smallest first, for keys that nearly always arrive in order: timers set at
 // now plus a fixed timeout. A key that belongs among the last few of a sorted FIFO goes there
-// (usually at the back, in O(1)); the few that arrive further out of order go to a B-tree. The smallest key is the smaller of the two fronts, so keys
-// come out in exactly the order one sorted set of them all would give, and a key already held is
-// not added twice.
+// (usually at the back, in O(1)); the few that arrive further out of order go to a B-tree. The
+// smallest key is the smaller of the two fronts, so keys come out in exactly the order one sorted
+// set of them all would give, and a key already held is not added twice.
 #pragma once
 
 #include <algorithm>
@@ -46,7 +46,9 @@ class SortedQueue {
     }
   }
   // The smallest key; the queue must not be empty.
-  [[nodiscard]] const Key& front() const { return FifoFirst() ? fifo_.front() : *out_of_order_.begin(); }
+  [[nodiscard]] const Key& front() const {
+    return FifoFirst() ? fifo_.front() : *out_of_order_.begin();
+  }
   void pop_front() {
     if (FifoFirst()) {
       fifo_.pop_front();
@@ -64,7 +66,7 @@ class SortedQueue {
     return !fifo_.empty() && (out_of_order_.empty() || fifo_.front() < *out_of_order_.begin());
   }
 
-  std::deque<Key> fifo_;              // sorted: only keys above its back join it
+  std::deque<Key> fifo_;               // sorted; keys join near its back
   absl::btree_set<Key> out_of_order_;  // disjoint from fifo_
 };
 
