@@ -2,6 +2,7 @@
 #include "router/router.h"
 
 #include <algorithm>
+#include <cassert>
 #include <charconv>
 #include <iterator>
 #include <limits>
@@ -64,38 +65,40 @@ Router::Router(std::shared_ptr<const Rules> rules, ClientStore& clients)
   pod_waiting_.resize(rules_->pods.size());
 }
 
-bool Router::IsNeedOf(std::uint64_t id, std::string_view referral_id,
-                      std::string_view need_code) const {
+const Router::OpenNeed* Router::NeedOf(std::uint64_t id, std::string_view referral_id,
+                                       std::string_view need_code) const {
   auto it = needs_.find(id);
   return it != needs_.end() && EqualBytes(it->second.referral_id, referral_id) &&
-         EqualBytes(NeedCode(it->second), need_code);
+                 EqualBytes(NeedCode(it->second), need_code)
+             ? &it->second
+             : nullptr;
 }
 
 std::optional<std::uint64_t> Router::FindNeed(std::string_view referral_id,
                                               std::string_view need_code) const {
-  return keys_.Find(referral_id, need_code,
-                    [&](std::uint64_t id) { return IsNeedOf(id, referral_id, need_code); });
+  const OpenNeed* open = FindOpenNeed(referral_id, need_code);
+  return open == nullptr ? std::nullopt : std::optional<std::uint64_t>(open->id);
+}
+
+const Router::OpenNeed* Router::FindOpenNeed(std::string_view referral_id,
+                                             std::string_view need_code) const {
+  const OpenNeed* found = nullptr;
+  static_cast<void>(keys_.Find(referral_id, need_code, [&](std::uint64_t id) {
+    found = NeedOf(id, referral_id, need_code);
+    return found != nullptr;
+  }));
+  return found;
 }
 
 Router::OpenNeed* Router::FindOpenNeed(std::string_view referral_id,
                                        std::string_view need_code) {
-  OpenNeed* found = nullptr;
-  const bool hit = keys_.Find(referral_id, need_code, [&](std::uint64_t id) {
-    auto it = needs_.find(id);
-    if (it == needs_.end() || !EqualBytes(it->second.referral_id, referral_id) ||
-        !EqualBytes(NeedCode(it->second), need_code)) {
-      return false;
-    }
-    found = &it->second;
-    return true;
-  }).has_value();
-  return hit ? found : nullptr;
+  return const_cast<OpenNeed*>(std::as_const(*this).FindOpenNeed(referral_id, need_code));
 }
 
 bool Router::IndexNeed(std::uint64_t id, std::string_view referral_id,
                        std::string_view need_code) {
   return keys_.Insert(referral_id, need_code, id, [&](std::uint64_t other) {
-    return IsNeedOf(other, referral_id, need_code);
+    return NeedOf(other, referral_id, need_code) != nullptr;
   });
 }
 
@@ -296,27 +299,6 @@ std::string_view Router::Facts::PrimaryLanguage() const {
   return std::string_view(language).substr(0, language.find('-'));
 }
 
-void Router::ToAttributes(const Facts& facts, v1::RoutingAttributes& out) {
-  out.set_client_ref(facts.client_ref);
-  out.set_postcode_outward(facts.postcode_outward);
-  out.set_lsoa(facts.lsoa);
-  out.set_birth_year(facts.birth_year);
-  for (int f = 1; f < 32; ++f) {
-    if (facts.flags & (1u << f)) {
-      out.add_flags(static_cast<v1::ClientFlag>(f));
-    }
-  }
-  out.set_language(facts.language);
-  for (int c = 1; c < 32; ++c) {
-    if (facts.consent & (1u << c)) {
-      out.add_consent(static_cast<v1::ConsentScope>(c));
-    }
-  }
-  if (facts.payload != nullptr) {
-    *out.mutable_payload() = *facts.payload;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Referrals
 
@@ -487,7 +469,7 @@ PodIndex Router::ContinuityPod(const OpenNeed& need) {
 // `announce_unchanged_wait`: emit Queued even if the need was already waiting at this step for
 // the same reason (false when a drain retries a waiting need).
 void Router::Route(OpenNeed& need, bool announce_unchanged_wait, DecisionBuffer& out) {
-  changed_needs_.push_back(need.id);
+  NoteChanged(need.id);
   const NeedRule& rule = rules_->need_rules[need.need];
   if (rule.targets.empty()) {
     Escalate(need, v1::ESCALATION_REASON_RULE, out);
@@ -686,7 +668,7 @@ void Router::WriteReleased(const OpenNeed& need, std::string_view pod_id,
 
 // Closes a need for good: out of the queues, the key index and the client's open work.
 void Router::Close(std::uint64_t id) {
-  changed_needs_.push_back(id);
+  NoteChanged(id);
   auto it = needs_.find(id);
   OpenNeed& need = it->second;
   if (need.state == v1::NEED_STATE_QUEUED) {
@@ -772,7 +754,7 @@ void Router::OnPodResponse(const v1::Envelope& event, DecisionBuffer& out) {
       } else {
         timings_.push_back({need.pod, PodTiming::kAccept, now_ms_ - need.state_since_ms});
         need.state = v1::NEED_STATE_ACCEPTED;
-        changed_needs_.push_back(need.id);
+        NoteChanged(need.id);
         need.state_since_ms = now_ms_;
         ++need.generation;  // cancels the accept timeout
         UpdateClientOpen(need);
@@ -942,7 +924,7 @@ void Router::OnRulesChanged(const v1::Envelope& event, DecisionBuffer& out) {
   RebuildDerived();
   rules_changed_ = true;
   for (std::uint64_t id : ids) {
-    changed_needs_.push_back(id);
+    NoteChanged(id);
   }
   for (auto& [id, old_pod] : reroute) {
     OpenNeed& need = needs_.find(id)->second;
@@ -1314,27 +1296,53 @@ void Router::SnapshotHeader(v1::RouterSnapshot& s) const {
   }
 }
 
-void Router::SnapshotNeed(const OpenNeed& need, v1::OpenNeedSnapshot& n) const {
-  n.set_id(need.id);
-  n.set_referral_id(need.referral_id);
-  n.set_need_code(rules_->needs[need.need].code);
-  n.set_state(need.state);
-  n.set_urgency(need.urgency);
-  n.set_submitted_ms(need.submitted_ms);
-  n.set_step(need.step);
-  n.set_step_started_ms(need.step_started_ms);
-  n.set_state_since_ms(need.state_since_ms);
+// A v1::OpenNeedSnapshot, field by field in protobuf's canonical form (the bytes
+// SerializeToString gives for the same message).
+void Router::WriteNeed(const OpenNeed& need, WireWriter& w) const {
+  w.Varint(1, need.id);
+  w.String(2, need.referral_id);
+  w.String(3, rules_->needs[need.need].code);
+  w.Signed(4, need.state);
+  w.Signed(5, need.urgency);
+  w.Signed(6, need.submitted_ms);
+  w.Varint(7, need.step);
+  w.Signed(8, need.step_started_ms);
   if (need.pod != kNoPod) {
-    n.set_pod_id(rules_->pods[need.pod].id);
+    w.String(9, rules_->pods[need.pod].id);
   }
-  n.set_accept_by_ms(need.accept_by_ms);
+  w.Signed(10, need.accept_by_ms);
   for (PodIndex p : need.declined) {
-    n.add_declined_pods(rules_->pods[p].id);
+    w.RepeatedString(11, rules_->pods[p].id);
   }
-  n.set_attempt(need.attempt);
-  n.set_declines(need.declines);
-  n.set_pending(need.pending);
-  ToAttributes(*need.facts, *n.mutable_attributes());
+  w.Varint(12, need.attempt);
+  w.Varint(13, need.declines);
+  w.Signed(14, need.pending);
+  const Facts& facts = *need.facts;
+  const std::size_t attributes = w.Open(15);  // v1::RoutingAttributes, always present
+  w.String(1, facts.client_ref);
+  w.String(2, facts.postcode_outward);
+  w.String(3, facts.lsoa);
+  w.Varint(4, facts.birth_year);
+  const auto packed_bits = [&w](int field, std::uint32_t bits) {  // a packed repeated enum
+    if ((bits & ~1u) == 0) {
+      return;  // bit 0 is the UNSPECIFIED value, never stored
+    }
+    const std::size_t at = w.Open(field);
+    for (int b = 1; b < 32; ++b) {
+      if (bits & (1u << b)) {
+        w.RawVarint(static_cast<std::uint64_t>(b));
+      }
+    }
+    w.Close(at);
+  };
+  packed_bits(5, facts.flags);
+  w.String(6, facts.language);
+  packed_bits(7, facts.consent);
+  if (facts.payload != nullptr) {
+    w.Message(8, *facts.payload);
+  }
+  w.Close(attributes);
+  w.Signed(16, need.state_since_ms);
   // The generation is not stored: restore starts every need at 0 with fresh timers.
 }
 
@@ -1347,8 +1355,15 @@ v1::RouterSnapshot Router::Snapshot() const {
     ids.push_back(id);
   }
   std::sort(ids.begin(), ids.end());
+  WireWriter::Buffer bytes;
   for (std::uint64_t id : ids) {
-    SnapshotNeed(needs_.find(id)->second, *s.add_needs());
+    bytes.Clear();
+    WireWriter w(bytes);
+    WriteNeed(needs_.find(id)->second, w);
+    const std::string_view need = bytes.view();
+    const bool parsed = s.add_needs()->ParseFromArray(need.data(), static_cast<int>(need.size()));
+    assert(parsed);
+    static_cast<void>(parsed);
   }
   return s;
 }
@@ -1356,7 +1371,8 @@ v1::RouterSnapshot Router::Snapshot() const {
 void RouterChanges::Clear() {
   header.Clear();
   rules_changed = false;
-  upserts.Clear();
+  upserts.clear();
+  upsert_bytes.Clear();
   erased.clear();
 }
 
@@ -1364,19 +1380,36 @@ void Router::TakeChanges(RouterChanges& out) {
   out.Clear();
   SnapshotHeader(out.header);
   out.rules_changed = rules_changed_;
-  std::sort(changed_needs_.begin(), changed_needs_.end());
-  changed_needs_.erase(std::unique(changed_needs_.begin(), changed_needs_.end()),
-                       changed_needs_.end());
+  DedupChanged();
+  WireWriter w(out.upsert_bytes);
   for (std::uint64_t id : changed_needs_) {
     auto it = needs_.find(id);
     if (it == needs_.end()) {
       out.erased.push_back(id);
     } else {
-      SnapshotNeed(it->second, *out.upserts.Add());
+      const std::size_t begin = out.upsert_bytes.size;
+      WriteNeed(it->second, w);
+      out.upserts.push_back({id, begin, out.upsert_bytes.size});
     }
   }
   changed_needs_.clear();
+  dedup_changed_at_ = kMinDedupChangedAt;
   rules_changed_ = false;
+}
+
+void Router::DedupChanged() {
+  std::sort(changed_needs_.begin(), changed_needs_.end());
+  changed_needs_.erase(std::unique(changed_needs_.begin(), changed_needs_.end()),
+                       changed_needs_.end());
+}
+
+void Router::NoteChanged(std::uint64_t id) {
+  changed_needs_.push_back(id);
+  if (changed_needs_.size() >= dedup_changed_at_) [[unlikely]] {
+    // A caller that rarely takes changes (a bench, a replay tool) keeps the distinct ids only.
+    DedupChanged();
+    dedup_changed_at_ = std::max(kMinDedupChangedAt, 2 * changed_needs_.size());
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Router>> Router::Restore(const v1::RouterSnapshot& s,

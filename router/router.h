@@ -42,10 +42,21 @@ enum class ApplyResult {
 struct RouterChanges {
   v1::RouterSnapshot header;  // the snapshot without its needs (pods, clock, offset, rules)
   bool rules_changed = false;  // header.rules_yaml differs from the last change set's
-  // Needs opened or changed, by id. Clear() keeps the cleared messages for reuse, so a change
-  // set taken into the same RouterChanges again allocates only what it outgrows.
-  google::protobuf::RepeatedPtrField<v1::OpenNeedSnapshot> upserts;
-  std::vector<std::uint64_t> erased;          // needs closed, by id
+  // Needs opened or changed, in id order: each a serialized v1::OpenNeedSnapshot (the bytes
+  // SerializeToString gives), written from the router's state into one buffer. Clear() keeps
+  // the buffers, so a change set taken into the same RouterChanges again allocates only what
+  // it outgrows.
+  struct Upsert {
+    std::uint64_t id = 0;
+    std::size_t begin = 0;  // in upsert_bytes
+    std::size_t end = 0;
+  };
+  std::vector<Upsert> upserts;
+  WireWriter::Buffer upsert_bytes;
+  [[nodiscard]] std::string_view bytes(const Upsert& u) const {
+    return upsert_bytes.view().substr(u.begin, u.end - u.begin);
+  }
+  std::vector<std::uint64_t> erased;  // needs closed, by id
   void Clear();
 };
 
@@ -96,6 +107,9 @@ class Router {
 
   // Moves the changes since the last call into `out` (replacing its content).
   void TakeChanges(RouterChanges& out);
+  // Entries held for the next TakeChanges(), repeats included: bounded by about twice the
+  // distinct needs changed (or 65,536), however long no one takes them.
+  [[nodiscard]] std::size_t HeldChanges() const { return changed_needs_.size(); }
 
   [[nodiscard]] std::vector<PodFigures> Pods() const;
   // What the last Apply measured of pods' answers (empty for most events).
@@ -141,7 +155,6 @@ class Router {
                                                 const std::string& language,
                                                 const ConsentList& consent,
                                                 const v1::SealedPayload* payload);
-  static void ToAttributes(const Facts& facts, v1::RoutingAttributes& out);
 
   // One per open need, so packed without padding, the fields routing reads most first.
   struct OpenNeed {
@@ -270,15 +283,20 @@ class Router {
   [[nodiscard]] std::optional<std::uint64_t> FindNeed(std::string_view referral_id,
                                                       std::string_view need_code) const;
   // The same, as the need itself (one lookup less for a caller that needs it).
+  [[nodiscard]] const OpenNeed* FindOpenNeed(std::string_view referral_id,
+                                             std::string_view need_code) const;
   [[nodiscard]] OpenNeed* FindOpenNeed(std::string_view referral_id, std::string_view need_code);
-  // Whether open need `id` is the one of (referral id, need code): confirms an index hit.
-  [[nodiscard]] bool IsNeedOf(std::uint64_t id, std::string_view referral_id,
-                              std::string_view need_code) const;
+  // Open need `id` if it is the one of (referral id, need code), else null: confirms an
+  // index hit.
+  [[nodiscard]] const OpenNeed* NeedOf(std::uint64_t id, std::string_view referral_id,
+                                       std::string_view need_code) const;
   // Indexes need `id` under its (referral id, need code); false if that pair is open already.
   bool IndexNeed(std::uint64_t id, std::string_view referral_id, std::string_view need_code);
+  void NoteChanged(std::uint64_t id);
+  void DedupChanged();
   void ResetPods(const std::vector<PodState>* previous, const Rules* previous_rules);
   void SnapshotHeader(v1::RouterSnapshot& s) const;
-  void SnapshotNeed(const OpenNeed& need, v1::OpenNeedSnapshot& n) const;
+  void WriteNeed(const OpenNeed& need, WireWriter& w) const;
   [[nodiscard]] const LocalTime& Local() const;
   ClientState& RecordOf(std::string_view client_ref);
   ClientState& RecordOf(const OpenNeed& need);
@@ -301,8 +319,11 @@ class Router {
   // others (a pod's accept timeout, a step's wait and a need's maximum wait are fixed lengths
   // from now), so an insert near the back is nearly free. Stale ones stay until due.
   std::array<SortedQueue<Timer>, 3> timers_;  // by TimerKind
-  // Needs changed since the last TakeChanges(), with repeats (cheaper than a set per change).
+  // Needs changed since the last TakeChanges(), with repeats (cheaper than a set per change),
+  // deduplicated whenever it doubles past its distinct count.
+  static constexpr std::size_t kMinDedupChangedAt = 1 << 16;
   std::vector<std::uint64_t> changed_needs_;
+  std::size_t dedup_changed_at_ = kMinDedupChangedAt;
   bool rules_changed_ = true;
 
   std::vector<PodTiming> timings_;  // of the last Apply

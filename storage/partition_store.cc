@@ -331,9 +331,10 @@ class CachedTable {
 class CachedClientStore final : public router::ClientStore {
  public:
   CachedClientStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* clients,
-                    rocksdb::ColumnFamilyHandle* referrals, std::size_t capacity)
-      : clients_(db, clients, capacity, &staging_),
-        referrals_(db, referrals, capacity, &staging_) {}
+                    rocksdb::ColumnFamilyHandle* referrals, std::size_t clients_capacity,
+                    std::size_t referrals_capacity)
+      : clients_(db, clients, clients_capacity, &staging_),
+        referrals_(db, referrals, referrals_capacity, &staging_) {}
 
   const router::ClientState* Find(std::string_view client_ref) override {
     auto* e = clients_.Lookup(client_ref, read_status_);
@@ -531,9 +532,10 @@ class PartitionStore::Impl {
   std::vector<std::string> erased_in_batch;
   bool schema_written = false;
   rocksdb::WriteBatch batch;
-  // The router's need changes of the write in flight, taken from the caller's RouterChanges
-  // (which gets the last write's back, for reuse) and serialized by the write.
-  google::protobuf::RepeatedPtrField<v1::OpenNeedSnapshot> upserts;
+  // The router's need changes of the write in flight (serialized needs), taken from the
+  // caller's RouterChanges, which gets the last write's buffers back for reuse.
+  std::vector<router::RouterChanges::Upsert> upserts;
+  router::WireWriter::Buffer upsert_bytes;
   // The write of the last CommitAsync, until FinishWrite() collects it.
   std::future<rocksdb::Status> write;
   Offset write_applied{-1};
@@ -633,7 +635,8 @@ class PartitionStore::Impl {
     keys = handles[5];
     if (client_store == nullptr) {
       client_store = std::make_unique<CachedClientStore>(db.get(), clients, referrals,
-                                                         options.cached_clients);
+                                                         options.cached_clients,
+                                                         options.cached_referral_ids);
     } else {
       client_store->Rebind(db.get(), clients, referrals);
     }
@@ -742,7 +745,8 @@ absl::Status PartitionStore::StartWrite(router::RouterChanges* changes, Offset a
   rocksdb::WriteBatch& batch = impl.batch;
   batch.Clear();
   impl.erased_in_batch.clear();
-  impl.upserts.Clear();
+  impl.upserts.clear();
+  impl.upsert_bytes.Clear();
   impl.client_store->Stage();
   if (changes != nullptr) {
     v1::RouterSnapshot header = changes->header;
@@ -752,7 +756,8 @@ absl::Status PartitionStore::StartWrite(router::RouterChanges* changes, Offset a
     if (changes->rules_changed) {
       batch.Put(impl.meta, kRulesKey, changes->header.rules_yaml());
     }
-    impl.upserts.Swap(&changes->upserts);
+    impl.upserts.swap(changes->upserts);
+    std::swap(impl.upsert_bytes, changes->upsert_bytes);
     for (std::uint64_t id : changes->erased) {
       batch.Delete(impl.needs, EncodeU64(id));
     }
@@ -772,11 +777,10 @@ absl::Status PartitionStore::StartWrite(router::RouterChanges* changes, Offset a
     for (const std::string& client : impl.erased_in_batch) {
       impl.batch.Delete(impl.keys, client);  // crypto-shredding: the payload key goes too
     }
-    std::string bytes;
-    for (const v1::OpenNeedSnapshot& need : impl.upserts) {
-      bytes.clear();
-      need.SerializeToString(&bytes);
-      impl.batch.Put(impl.needs, EncodeU64(need.id()), bytes);
+    const std::string_view bytes = impl.upsert_bytes.view();
+    for (const router::RouterChanges::Upsert& need : impl.upserts) {
+      impl.batch.Put(impl.needs, EncodeU64(need.id),
+                     rocksdb::Slice(bytes.data() + need.begin, need.end - need.begin));
     }
     read.set_value();
     rocksdb::WriteOptions write_options;

@@ -51,9 +51,11 @@ class StoreResources {
 struct StoreOptions {
   std::string path;  // the partition's database directory; created if missing
   std::shared_ptr<StoreResources> resources;  // required
-  // Client records and referral ids kept in memory in front of RocksDB (write-through).
-  // Default: 100,000 each.
+  // Client records, and referral ids, kept in memory in front of RocksDB (write-through).
+  // A repeat client found here costs no RocksDB read; a new referral id is looked up in RocksDB
+  // whatever the cache holds, so referral ids gain little from a larger cache.
   std::size_t cached_clients = 100'000;
+  std::size_t cached_referral_ids = 100'000;
   // fsync the WAL on every commit. Default: false (the WAL is written, the OS flushes it; a
   // machine crash can lose the last commits, which replay from Kafka restores).
   bool sync = false;

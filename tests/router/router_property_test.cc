@@ -58,7 +58,13 @@ struct PersistedModel {
     if (!changes.rules_changed) {
       ASSERT_EQ(changes.header.rules_yaml(), rules) << "rules changed without rules_changed";
     }
-    for (const v1::OpenNeedSnapshot& n : changes.upserts) {
+    for (const RouterChanges::Upsert& u : changes.upserts) {
+      v1::OpenNeedSnapshot n;
+      const std::string_view bytes = changes.bytes(u);
+      ASSERT_TRUE(n.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) << u.id;
+      ASSERT_EQ(n.id(), u.id);
+      // Written field by field, in protobuf's own canonical form.
+      ASSERT_EQ(n.SerializeAsString(), bytes) << u.id;
       needs[n.id()] = n;
     }
     for (std::uint64_t id : changes.erased) {

@@ -689,6 +689,85 @@ TEST_F(RouterTest, RulesChangeKeepsOpenWorkAndPlacesWaitingNeeds) {
   EXPECT_EQ(router_->Pods()[rules().pod_index.at("food-bath")].open_cost, 2u);
 }
 
+TEST_F(RouterTest, ChangesHeldForLongStayBoundedAndAreTakenOnce) {
+  constexpr int kNeeds = 100;
+  for (int i = 0; i < kNeeds; ++i) {
+    Refer(absl::StrCat("r", i), absl::StrCat("c", i), {"housing"});  // three fit, the rest wait
+  }
+  // Every rules change marks every open need changed: 700 x 100 marks, 100 distinct needs.
+  const v1::Envelope same_rules = events_.Rules(kRules);
+  for (int i = 0; i < 700; ++i) {
+    DecisionBuffer out;
+    ASSERT_TRUE(router_->Apply(same_rules, Offset(next_offset_++), out).ok());
+    ASSERT_LE(router_->HeldChanges(), std::size_t{1} << 16);
+  }
+  RouterChanges changes;
+  router_->TakeChanges(changes);
+  EXPECT_EQ(changes.upserts.size(), kNeeds);
+  EXPECT_THAT(changes.erased, IsEmpty());
+  EXPECT_EQ(router_->HeldChanges(), 0u);
+  ASSERT_EQ(router_->OpenNeedCount(), static_cast<std::size_t>(kNeeds));
+}
+
+TEST_F(RouterTest, ChangeSetsHoldEachNeedInProtobufsOwnBytes) {
+  v1::Envelope e = events_.Referral("r1", "c1", {"food"});
+  v1::ReferralSubmitted& r = *e.mutable_referral_submitted();
+  r.set_lsoa("E01014370");
+  r.set_language("pl");
+  r.add_flags(v1::CLIENT_FLAG_SHIELDING);
+  r.add_flags(v1::CLIENT_FLAG_COMPLEX);
+  r.add_consent(v1::CONSENT_SCOPE_RESEARCH);
+  r.mutable_payload()->set_ciphertext(std::string(300, 's'));  // attributes past 127 bytes
+  Apply(e);                                                   // offered to food-bath
+  Apply(events_.Decline("r1", "food", "food-bath"));          // to food-county
+  Refer("r2", "c2", {"housing"});                             // to over-65s
+  Refer("r3", "c3", {"food"});                                // to food-bath
+  Refer("r4", "c4", {"food"});                                // waits: every food pod is full
+  RouterChanges changes;
+  router_->TakeChanges(changes);
+  ASSERT_THAT(changes.upserts, SizeIs(4));
+  const v1::RouterSnapshot snapshot = router_->Snapshot();
+  ASSERT_EQ(snapshot.needs_size(), 4);
+  std::vector<v1::OpenNeedSnapshot> needs;
+  for (std::size_t i = 0; i < changes.upserts.size(); ++i) {
+    const std::string_view bytes = changes.bytes(changes.upserts[i]);
+    ASSERT_TRUE(needs.emplace_back().ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+    EXPECT_EQ(needs[i].id(), changes.upserts[i].id);
+    EXPECT_EQ(needs[i].SerializeAsString(), bytes);  // protobuf's canonical form
+    EXPECT_EQ(snapshot.needs(static_cast<int>(i)).SerializeAsString(), bytes);
+  }
+  const v1::OpenNeedSnapshot& food = needs[0];
+  EXPECT_EQ(food.referral_id(), "r1");
+  EXPECT_EQ(food.need_code(), "food");
+  EXPECT_EQ(food.state(), v1::NEED_STATE_OFFERED);
+  EXPECT_EQ(food.pod_id(), "food-county");
+  EXPECT_THAT(food.declined_pods(), ElementsAre("food-bath"));
+  EXPECT_EQ(food.declines(), 1u);
+  EXPECT_GT(food.submitted_ms(), 0);
+  const v1::RoutingAttributes& a = food.attributes();
+  EXPECT_EQ(a.client_ref(), "c1");
+  EXPECT_EQ(a.postcode_outward(), "BA2");
+  EXPECT_EQ(a.lsoa(), "E01014370");
+  EXPECT_EQ(a.birth_year(), 1950u);
+  EXPECT_EQ(a.language(), "pl");
+  EXPECT_THAT(a.flags(), ElementsAre(v1::CLIENT_FLAG_SHIELDING, v1::CLIENT_FLAG_COMPLEX));
+  EXPECT_THAT(a.consent(),
+              ElementsAre(v1::CONSENT_SCOPE_SHARE_WITH_PODS, v1::CONSENT_SCOPE_VOLUNTEER_CONTACT,
+                          v1::CONSENT_SCOPE_RESEARCH));
+  EXPECT_EQ(a.payload().ciphertext(), std::string(300, 's'));
+  const v1::OpenNeedSnapshot& housing = needs[1];
+  EXPECT_EQ(housing.state(), v1::NEED_STATE_OFFERED);
+  EXPECT_EQ(housing.pod_id(), "over-65s");
+  EXPECT_THAT(housing.attributes().flags(), IsEmpty());
+  EXPECT_EQ(housing.attributes().lsoa(), "");
+  EXPECT_FALSE(housing.attributes().has_payload());
+  EXPECT_EQ(needs[2].accept_by_ms(), needs[2].state_since_ms() + 2 * kHour);  // food-bath's
+  const v1::OpenNeedSnapshot& waiting = needs[3];
+  EXPECT_EQ(waiting.state(), v1::NEED_STATE_QUEUED);
+  EXPECT_EQ(waiting.pod_id(), "");
+  EXPECT_NE(waiting.pending(), v1::PENDING_REASON_UNSPECIFIED);
+}
+
 TEST_F(RouterTest, RejectsReferralWithoutIds) {
   v1::Envelope e = events_.Referral("", "c1", {"food"});
   EXPECT_THAT(Apply(e), ElementsAre(RejectedFor(v1::REJECT_REASON_INVALID_EVENT)));
