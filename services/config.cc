@@ -20,6 +20,7 @@ const ConfigSchema& Schema() {
        "topics.log", "topics.decisions", "topics.dlq", "batch.max_records", "batch.max_ms",
        "batch.catchup_max_records", "batch.catchup_max_ms",
        "tick_interval_ms", "http.listen", "http.advertise", "memory_budget_mb", "max_record_bytes",
+       "store.cached_clients",
        "domain_prefixes"},
       "SIGNPOST_",
       {{"domains", {"rules_file", "prefixes"}}}};
@@ -144,6 +145,11 @@ absl::StatusOr<ServiceConfig> LoadServiceConfig(const std::string& path,
   if (absl::Status s = IntField(fields, "memory_budget_mb", 16, 1 << 20, c.memory_budget_mb); !s.ok()) {
     return s;
   }
+  if (absl::Status s =
+          IntField(fields, "store.cached_clients", 1'000, 100'000'000, c.store_cached_clients);
+      !s.ok()) {
+    return s;
+  }
   if (absl::Status s = IntField(fields, "max_record_bytes", 1024, 64 << 20, c.max_record_bytes);
       !s.ok()) {
     return s;
@@ -191,6 +197,7 @@ std::string PrintServiceConfig(const ServiceConfig& c) {
       << "tick_interval_ms: " << c.tick_interval_ms << "\n"
       << "http:\n  listen: " << c.http_listen << "\n  advertise: " << c.http_advertise << "\n"
       << "memory_budget_mb: " << c.memory_budget_mb << "\n"
+      << "store:\n  cached_clients: " << c.store_cached_clients << "\n"
       << "max_record_bytes: " << c.max_record_bytes << "\n"
       << "kafka:\n";
   for (const auto& [key, value] : c.kafka) {

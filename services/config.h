@@ -44,6 +44,9 @@ struct ServiceConfig {
   // application.server); empty: the listen address, when it names a host.
   std::string http_advertise;
   std::int64_t memory_budget_mb = 256;
+  // Client records and referral ids each store keeps in memory in front of RocksDB (per
+  // routing domain of each owned partition); beyond the memory budget.
+  std::int64_t store_cached_clients = 100'000;
   std::int64_t max_record_bytes = 262'144;
   // Every domain this deployment routes, sorted by id: `domains.<id>.{rules_file,prefixes}`,
   // or the one given by `domain` (default "default"), `rules_file` and `domain_prefixes`.

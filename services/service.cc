@@ -18,6 +18,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "google/protobuf/util/json_util.h"
 #include "librdkafka/rdkafka.h"
 #include "librdkafka/rdkafkacpp.h"
@@ -877,6 +878,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
       storage::StoreOptions options;
       options.path = absl::StrCat(PartitionDir(part.id), "/", domain);
       options.resources = resources_;
+      options.cached_clients = static_cast<std::size_t>(config_.store_cached_clients);
       absl::StatusOr<std::unique_ptr<storage::PartitionStore>> opened =
           storage::PartitionStore::Open(options);
       if (!opened.ok()) {
@@ -1125,7 +1127,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
         }
         ++records;
         SIGNPOST_RETURN_IF_ERROR(
-            Handle(it->second, *chunk_[i].message, parsed_[i], chunk_[i].parsed));
+            Handle(it->second, *chunk_[i].message, *parsed_[i], chunk_[i].parsed));
       }
     }
     chunk_.clear();
@@ -1143,13 +1145,13 @@ class RoutingStage : public RdKafka::RebalanceCb {
   // Parses the chunk's records into parsed_, then reads the client records and referral ids
   // its referrals will look up, per store, in one batched read each.
   void ParseAndPrefetch() {
-    if (parsed_.size() < chunk_.size()) {
-      parsed_.resize(chunk_.size());
-    }
+    parsed_.clear();
+    arena_.Reset();  // the last chunk's records are handled
     prefetch_.clear();
     for (std::size_t i = 0; i < chunk_.size(); ++i) {
       RdKafka::Message& m = *chunk_[i].message;
-      v1::Envelope& event = parsed_[i];
+      v1::Envelope& event = *parsed_.emplace_back(
+          google::protobuf::Arena::CreateMessage<v1::Envelope>(&arena_));
       chunk_[i].parsed = event.ParseFromArray(m.payload(), static_cast<int>(m.len()));
       if (!chunk_[i].parsed || !event.has_referral_submitted()) {
         continue;
@@ -1512,7 +1514,19 @@ class RoutingStage : public RdKafka::RebalanceCb {
     bool parsed = false;
   };
   std::vector<Held> chunk_;
-  std::vector<v1::Envelope> parsed_;  // by chunk position; reused
+  // The chunk's records, by position, parsed on an arena reset per chunk: no allocation or
+  // free per record once the arena's first block (kept across resets) holds a chunk.
+  static constexpr std::size_t kArenaBlock = 512 << 10;
+  static google::protobuf::ArenaOptions ArenaFor(char* block) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block;
+    options.initial_block_size = kArenaBlock;
+    options.max_block_size = kArenaBlock;
+    return options;
+  }
+  std::unique_ptr<char[]> arena_block_ = std::make_unique<char[]>(kArenaBlock);
+  google::protobuf::Arena arena_{ArenaFor(arena_block_.get())};
+  std::vector<v1::Envelope*> parsed_;
   struct PrefetchKeys {
     storage::PartitionStore* store;
     std::vector<std::string_view> clients;

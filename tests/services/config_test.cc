@@ -28,8 +28,9 @@ TEST(ConfigTest, LoadsTheDemoConfigWithAnEnvironmentOverride) {
                              {{"SIGNPOST_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"},
                               {"SIGNPOST_DATA_DIR", "/var/lib/signpost"},
                               {"SIGNPOST_BROKER_DIR", "ignored: not a config field"}},
-                             {"batch.max_ms=50"});
+                             {"batch.max_ms=50", "store.cached_clients=2500000"});
   ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->store_cached_clients, 2'500'000);
   EXPECT_EQ(c->kafka.at("bootstrap.servers"), "127.0.0.1:19092");
   EXPECT_EQ(c->data_dir, "/var/lib/signpost");
   EXPECT_EQ(c->batch_max_ms, 50);
@@ -73,6 +74,7 @@ TEST(ConfigTest, SeveralDomainsEachWithRulesAndPrefixes) {
   ASSERT_TRUE(again.ok()) << again.status();
   ASSERT_EQ(again->domains.size(), 3u);
   EXPECT_EQ(again->domains[2].prefixes, c->domains[2].prefixes);
+  EXPECT_EQ(again->store_cached_clients, c->store_cached_clients);
   std::remove(path.c_str());
   std::remove(printed.c_str());
 }
@@ -117,6 +119,11 @@ TEST(ConfigTest, ValuesAreChecked) {
                               .status()
                               .message()),
               HasSubstr("batch.catchup_max_ms: must be an integer from 1"));
+  EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"rules_file=r", "store.cached_clients=10",
+                                                     "kafka.bootstrap.servers=x:1"})
+                              .status()
+                              .message()),
+              HasSubstr("store.cached_clients: must be an integer from 1000"));
   EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"rules_file=r", "kafka.bootstrap.servers=x:1",
                                                      "kafka.enable.auto.commit=true"})
                               .status()
