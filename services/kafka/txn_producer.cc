@@ -23,6 +23,8 @@ absl::StatusOr<std::unique_ptr<TxnProducer>> TxnProducer::Create(
   props.try_emplace("transaction.timeout.ms", "30000");
   props.try_emplace("message.timeout.ms", "25000");
   props.try_emplace("partitioner", "murmur2_random");  // as Java clients: same key, same partition
+  // Reports only for failed records: a delivered one costs no report to queue and serve.
+  props.try_emplace("delivery.report.only.error", "true");
   SIGNPOST_ASSIGN_OR_RETURN(auto conf, MakeClientConf(props));
   auto p = std::unique_ptr<TxnProducer>(new TxnProducer());
   std::int64_t timeout_ms = 30'000;
@@ -63,10 +65,19 @@ absl::Status TxnProducer::Begin() {
 absl::Status TxnProducer::Produce(const std::string& topic, std::string_view key,
                                   std::string_view value, RdKafka::Headers* headers,
                                   std::int32_t partition) {
+  // Without headers, through the topic's handle: by name, librdkafka looks the topic up (under
+  // its handle's write lock) for every record.
+  RdKafka::Topic* handle = headers == nullptr ? TopicHandle(topic) : nullptr;
   while (true) {
-    const RdKafka::ErrorCode err = producer_->produce(
-        topic, partition, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
-        value.size(), key.empty() ? nullptr : key.data(), key.size(), 0, headers, nullptr);
+    const RdKafka::ErrorCode err =
+        handle != nullptr
+            ? producer_->produce(handle, partition, RdKafka::Producer::RK_MSG_COPY,
+                                 const_cast<char*>(value.data()), value.size(),
+                                 key.empty() ? nullptr : key.data(), key.size(), nullptr)
+            : producer_->produce(topic, partition, RdKafka::Producer::RK_MSG_COPY,
+                                 const_cast<char*>(value.data()), value.size(),
+                                 key.empty() ? nullptr : key.data(), key.size(), 0, headers,
+                                 nullptr);
     if (err == RdKafka::ERR_NO_ERROR) {
       return absl::OkStatus();
     }
@@ -83,6 +94,22 @@ absl::Status TxnProducer::Produce(const std::string& topic, std::string_view key
     }
     producer_->poll(10);
   }
+}
+
+RdKafka::Topic* TxnProducer::TopicHandle(const std::string& name) {
+  for (const auto& [known, handle] : topics_) {
+    if (known == name) {
+      return handle.get();
+    }
+  }
+  std::string error;
+  std::unique_ptr<RdKafka::Topic> handle(
+      RdKafka::Topic::create(producer_.get(), name, nullptr, error));
+  if (handle == nullptr) {
+    return nullptr;  // produced by name, which reports the error
+  }
+  topics_.emplace_back(name, std::move(handle));
+  return topics_.back().second.get();
 }
 
 TxnResult TxnProducer::SendOffsetsAndCommit(const std::vector<RdKafka::TopicPartition*>& offsets,

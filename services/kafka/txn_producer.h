@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -70,9 +71,13 @@ class TxnProducer {
   TxnProducer() = default;
   TxnResult Fail(const RdKafka::Error& e, std::string& why);
   void Classify(const RdKafka::Error& e);  // sets fenced_ and outlived_timeout_
+  // The producer's handle of topic `name`, made at its first record; null if it cannot be.
+  RdKafka::Topic* TopicHandle(const std::string& name);
 
   Reports reports_;
   std::unique_ptr<RdKafka::Producer> producer_;
+  // After producer_: destroyed before it. A few topics, so a vector.
+  std::vector<std::pair<std::string, std::unique_ptr<RdKafka::Topic>>> topics_;
   bool open_ = false;
   bool fenced_ = false;
   bool outlived_timeout_ = false;
