@@ -23,8 +23,6 @@ absl::StatusOr<std::unique_ptr<TxnProducer>> TxnProducer::Create(
   props.try_emplace("transaction.timeout.ms", "30000");
   props.try_emplace("message.timeout.ms", "25000");
   props.try_emplace("partitioner", "murmur2_random");  // as Java clients: same key, same partition
-  // Reports only for failed records: a delivered one costs no report to queue and serve.
-  props.try_emplace("delivery.report.only.error", "true");
   SIGNPOST_ASSIGN_OR_RETURN(auto conf, MakeClientConf(props));
   auto p = std::unique_ptr<TxnProducer>(new TxnProducer());
   std::int64_t timeout_ms = 30'000;
