@@ -20,7 +20,7 @@ const ConfigSchema& Schema() {
        "topics.log", "topics.decisions", "topics.dlq", "batch.max_records", "batch.max_ms",
        "batch.catchup_max_records", "batch.catchup_max_ms",
        "tick_interval_ms", "http.listen", "http.advertise", "memory_budget_mb", "max_record_bytes",
-       "store.cached_clients",
+       "store.cached_clients", "store.low_priority_compaction",
        "domain_prefixes"},
       "SIGNPOST_",
       {{"domains", {"rules_file", "prefixes"}}}};
@@ -150,6 +150,11 @@ absl::StatusOr<ServiceConfig> LoadServiceConfig(const std::string& path,
       !s.ok()) {
     return s;
   }
+  if (absl::Status s =
+          BoolField(fields, "store.low_priority_compaction", c.store_low_priority_compaction);
+      !s.ok()) {
+    return s;
+  }
   if (absl::Status s = IntField(fields, "max_record_bytes", 1024, 64 << 20, c.max_record_bytes);
       !s.ok()) {
     return s;
@@ -197,7 +202,9 @@ std::string PrintServiceConfig(const ServiceConfig& c) {
       << "tick_interval_ms: " << c.tick_interval_ms << "\n"
       << "http:\n  listen: " << c.http_listen << "\n  advertise: " << c.http_advertise << "\n"
       << "memory_budget_mb: " << c.memory_budget_mb << "\n"
-      << "store:\n  cached_clients: " << c.store_cached_clients << "\n"
+      << "store:\n  cached_clients: " << c.store_cached_clients
+      << "\n  low_priority_compaction: " << (c.store_low_priority_compaction ? "true" : "false")
+      << "\n"
       << "max_record_bytes: " << c.max_record_bytes << "\n"
       << "kafka:\n";
   for (const auto& [key, value] : c.kafka) {

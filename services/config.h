@@ -47,6 +47,8 @@ struct ServiceConfig {
   // Client records and referral ids each store keeps in memory in front of RocksDB (per
   // routing domain of each owned partition); beyond the memory budget.
   std::int64_t store_cached_clients = 100'000;
+  // Compactions at the lowest CPU priority (flushes keep theirs).
+  bool store_low_priority_compaction = true;
   std::int64_t max_record_bytes = 262'144;
   // Every domain this deployment routes, sorted by id: `domains.<id>.{rules_file,prefixes}`,
   // or the one given by `domain` (default "default"), `rules_file` and `domain_prefixes`.

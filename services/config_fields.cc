@@ -158,6 +158,19 @@ absl::Status IntField(const ConfigFields& fields, const std::string& field, std:
   return absl::OkStatus();
 }
 
+absl::Status BoolField(const ConfigFields& fields, const std::string& field, bool& out) {
+  auto it = fields.find(field);
+  if (it == fields.end()) {
+    return absl::OkStatus();
+  }
+  if (it->second != "true" && it->second != "false") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be true or false, not \"", it->second, "\""));
+  }
+  out = it->second == "true";
+  return absl::OkStatus();
+}
+
 void TextField(const ConfigFields& fields, const std::string& field, std::string& out) {
   if (auto it = fields.find(field); it != fields.end()) {
     out = it->second;

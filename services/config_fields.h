@@ -38,6 +38,9 @@ struct ConfigSchema {
                                     std::int64_t min, std::int64_t max, std::int64_t& out);
 // Sets `out` from `field` when present.
 void TextField(const ConfigFields& fields, const std::string& field, std::string& out);
+// `true` or `false`; kInvalidArgument naming the field otherwise. Absent: `out` unchanged.
+[[nodiscard]] absl::Status BoolField(const ConfigFields& fields, const std::string& field,
+                                     bool& out);
 // The `kafka.*` fields without their prefix.
 [[nodiscard]] std::map<std::string, std::string> KafkaFields(const ConfigFields& fields);
 

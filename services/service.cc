@@ -1554,6 +1554,9 @@ std::string PathParameter(const std::string& target, const std::string& prefix) 
 
 absl::Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {
   SIGNPOST_ASSIGN_OR_RETURN(DomainRules rules, LoadDomainRules(config));
+  if (config.store_low_priority_compaction) {
+    storage::StoreResources::LowerCompactionPriority();
+  }
   Metrics metrics;
   RoutingStage routing(config, rules, metrics);
   SIGNPOST_ASSIGN_OR_RETURN(

@@ -512,6 +512,11 @@ std::shared_ptr<StoreResources> StoreResources::Create(std::size_t budget_bytes,
   return r;
 }
 
+void StoreResources::LowerCompactionPriority() {
+  static_cast<void>(rocksdb::Env::Default()->LowerThreadPoolCPUPriority(
+      rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow));
+}
+
 std::size_t StoreResources::MemoryUsage() const {
   // Cache usage includes the memtable reservations made by the write-buffer manager.
   return cache_->GetUsage();

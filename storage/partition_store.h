@@ -40,6 +40,10 @@ class StoreResources {
   [[nodiscard]] std::size_t Budget() const { return budget_; }
   // Bytes held now: cached blocks, index and filter blocks, and memtables.
   [[nodiscard]] std::size_t MemoryUsage() const;
+  // Runs compactions, in every store of the process, at the lowest CPU priority (nice 19):
+  // the routing and Kafka threads get the cores first, compaction the time they leave. Flushes
+  // keep their priority, so memtables still empty at the rate they fill.
+  static void LowerCompactionPriority();
 
  private:
   friend class PartitionStore;

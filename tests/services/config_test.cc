@@ -31,6 +31,7 @@ TEST(ConfigTest, LoadsTheDemoConfigWithAnEnvironmentOverride) {
                              {"batch.max_ms=50", "store.cached_clients=2500000"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->store_cached_clients, 2'500'000);
+  EXPECT_TRUE(c->store_low_priority_compaction);  // the default
   EXPECT_EQ(c->kafka.at("bootstrap.servers"), "127.0.0.1:19092");
   EXPECT_EQ(c->data_dir, "/var/lib/signpost");
   EXPECT_EQ(c->batch_max_ms, 50);
@@ -124,6 +125,15 @@ TEST(ConfigTest, ValuesAreChecked) {
                               .status()
                               .message()),
               HasSubstr("store.cached_clients: must be an integer from 1000"));
+  EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"rules_file=r", "kafka.bootstrap.servers=x:1",
+                                                     "store.low_priority_compaction=yes"})
+                              .status()
+                              .message()),
+              HasSubstr("store.low_priority_compaction: must be true or false"));
+  auto off = LoadServiceConfig("", {}, {"rules_file=r", "kafka.bootstrap.servers=x:1",
+                                        "store.low_priority_compaction=false"});
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->store_low_priority_compaction);
   EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"rules_file=r", "kafka.bootstrap.servers=x:1",
                                                      "kafka.enable.auto.commit=true"})
                               .status()
