@@ -45,7 +45,9 @@ class WireWriter {
     }
   }
   // int32, int64 and enum fields: negative values take ten bytes, as protobuf writes them.
-  void Signed(int field, std::int64_t value) { Varint(field, static_cast<std::uint64_t>(value)); }
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Signed(int field, std::int64_t value) {
+    Varint(field, static_cast<std::uint64_t>(value));
+  }
   // string and bytes fields; the value may come in two parts. Returns where the value starts in
   // the buffer (or would have).
   ABSL_ATTRIBUTE_ALWAYS_INLINE std::size_t String(int field, std::string_view value,

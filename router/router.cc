@@ -65,8 +65,8 @@ Router::Router(std::shared_ptr<const Rules> rules, ClientStore& clients)
   pod_waiting_.resize(rules_->pods.size());
 }
 
-const Router::OpenNeed* Router::NeedOf(std::uint64_t id, std::string_view referral_id,
-                                       std::string_view need_code) const {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline const Router::OpenNeed* Router::NeedOf(
+    std::uint64_t id, std::string_view referral_id, std::string_view need_code) const {
   auto it = needs_.find(id);
   return it != needs_.end() && EqualBytes(it->second.referral_id, referral_id) &&
                  EqualBytes(NeedCode(it->second), need_code)
@@ -1403,13 +1403,9 @@ void Router::DedupChanged() {
                        changed_needs_.end());
 }
 
-void Router::NoteChanged(std::uint64_t id) {
-  changed_needs_.push_back(id);
-  if (changed_needs_.size() >= dedup_changed_at_) [[unlikely]] {
-    // A caller that rarely takes changes (a bench, a replay tool) keeps the distinct ids only.
-    DedupChanged();
-    dedup_changed_at_ = std::max(kMinDedupChangedAt, 2 * changed_needs_.size());
-  }
+void Router::CompactChanged() {
+  DedupChanged();
+  dedup_changed_at_ = std::max(kMinDedupChangedAt, 2 * changed_needs_.size());
 }
 
 absl::StatusOr<std::unique_ptr<Router>> Router::Restore(const v1::RouterSnapshot& s,

@@ -292,7 +292,13 @@ class Router {
                                        std::string_view need_code) const;
   // Indexes need `id` under its (referral id, need code); false if that pair is open already.
   bool IndexNeed(std::uint64_t id, std::string_view referral_id, std::string_view need_code);
-  void NoteChanged(std::uint64_t id);
+  void NoteChanged(std::uint64_t id) {
+    changed_needs_.push_back(id);
+    if (changed_needs_.size() >= dedup_changed_at_) [[unlikely]] {
+      CompactChanged();
+    }
+  }
+  void CompactChanged();  // a caller that rarely takes changes keeps the distinct ids only
   void DedupChanged();
   void ResetPods(const std::vector<PodState>* previous, const Rules* previous_rules);
   void SnapshotHeader(v1::RouterSnapshot& s) const;
