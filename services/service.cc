@@ -1514,8 +1514,9 @@ class RoutingStage : public RdKafka::RebalanceCb {
     bool parsed = false;
   };
   std::vector<Held> chunk_;
-  // The chunk's records, by position, parsed on an arena reset per chunk: no allocation or
-  // free per record once the arena's first block (kept across resets) holds a chunk.
+  // The chunk's records, by position, parsed on an arena reset per chunk: the messages come
+  // from its first block (kept across resets) and are freed together, not one by one. (Strings
+  // past the short-string size still take a heap buffer each.)
   static constexpr std::size_t kArenaBlock = 512 << 10;
   static google::protobuf::ArenaOptions ArenaFor(char* block) {
     google::protobuf::ArenaOptions options;
