@@ -44,8 +44,8 @@ struct ServiceConfig {
   // application.server); empty: the listen address, when it names a host.
   std::string http_advertise;
   std::int64_t memory_budget_mb = 256;
-  // Client records and referral ids each store keeps in memory in front of RocksDB (per
-  // routing domain of each owned partition); beyond the memory budget.
+  // Client records each store (one per routing domain of each owned partition) keeps in
+  // memory in front of RocksDB; beyond the memory budget.
   std::int64_t store_cached_clients = 100'000;
   // Compactions at the lowest CPU priority (flushes keep theirs).
   bool store_low_priority_compaction = true;

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -61,7 +63,8 @@ TEST(ConfigTest, SeveralDomainsEachWithRulesAndPrefixes) {
       "  banes:\n    rules_file: b.yaml\n    prefixes: [BA1, BA2]\n"
       "  region:\n    rules_file: r.yaml\n");
   auto c = LoadServiceConfig(path, {}, {"kafka.bootstrap.servers=x:1",
-                                        "domains.region.rules_file=r2.yaml"});
+                                        "domains.region.rules_file=r2.yaml",
+                                        "store.low_priority_compaction=false"});
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_EQ(c->domains.size(), 3u);
   EXPECT_EQ(c->domains[0].id, "banes");
@@ -76,6 +79,7 @@ TEST(ConfigTest, SeveralDomainsEachWithRulesAndPrefixes) {
   ASSERT_EQ(again->domains.size(), 3u);
   EXPECT_EQ(again->domains[2].prefixes, c->domains[2].prefixes);
   EXPECT_EQ(again->store_cached_clients, c->store_cached_clients);
+  EXPECT_FALSE(again->store_low_priority_compaction);
   std::remove(path.c_str());
   std::remove(printed.c_str());
 }
@@ -105,45 +109,29 @@ TEST(ConfigTest, UnknownFieldNamesFileAndLine) {
   std::remove(path.c_str());
 }
 
+// The error of loading no file with these overrides, given a bootstrap server.
+std::string ErrorOf(std::vector<std::string> overrides) {
+  overrides.push_back("kafka.bootstrap.servers=x:1");
+  return std::string(LoadServiceConfig("", {}, overrides).status().message());
+}
+
 TEST(ConfigTest, ValuesAreChecked) {
-  EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"kafka.bootstrap.servers=x:1"})
-                              .status()
-                              .message()),
-              HasSubstr("rules_file: is required"));
-  EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"rules_file=r", "batch.max_ms=soon",
-                                                     "kafka.bootstrap.servers=x:1"})
-                              .status()
-                              .message()),
+  EXPECT_THAT(ErrorOf({}), HasSubstr("rules_file: is required"));
+  EXPECT_THAT(ErrorOf({"rules_file=r", "batch.max_ms=soon"}),
               HasSubstr("batch.max_ms: must be an integer"));
-  EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"rules_file=r", "batch.catchup_max_ms=0",
-                                                     "kafka.bootstrap.servers=x:1"})
-                              .status()
-                              .message()),
+  EXPECT_THAT(ErrorOf({"rules_file=r", "batch.catchup_max_ms=0"}),
               HasSubstr("batch.catchup_max_ms: must be an integer from 1"));
-  EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"rules_file=r", "store.cached_clients=10",
-                                                     "kafka.bootstrap.servers=x:1"})
-                              .status()
-                              .message()),
+  EXPECT_THAT(ErrorOf({"rules_file=r", "store.cached_clients=10"}),
               HasSubstr("store.cached_clients: must be an integer from 1000"));
-  EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"rules_file=r", "kafka.bootstrap.servers=x:1",
-                                                     "store.low_priority_compaction=yes"})
-                              .status()
-                              .message()),
+  EXPECT_THAT(ErrorOf({"rules_file=r", "store.low_priority_compaction=yes"}),
               HasSubstr("store.low_priority_compaction: must be true or false"));
+  EXPECT_THAT(ErrorOf({"rules_file=r", "kafka.enable.auto.commit=true"}),
+              HasSubstr("kafka.enable.auto.commit: set by Signpost"));
+  EXPECT_THAT(ErrorOf({"rules_file=r", "kafka.no.such.thing=1"}), HasSubstr("no.such.thing"));
   auto off = LoadServiceConfig("", {}, {"rules_file=r", "kafka.bootstrap.servers=x:1",
                                         "store.low_priority_compaction=false"});
   ASSERT_TRUE(off.ok()) << off.status();
   EXPECT_FALSE(off->store_low_priority_compaction);
-  EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"rules_file=r", "kafka.bootstrap.servers=x:1",
-                                                     "kafka.enable.auto.commit=true"})
-                              .status()
-                              .message()),
-              HasSubstr("kafka.enable.auto.commit: set by Signpost"));
-  EXPECT_THAT(std::string(LoadServiceConfig("", {}, {"rules_file=r", "kafka.bootstrap.servers=x:1",
-                                                     "kafka.no.such.thing=1"})
-                              .status()
-                              .message()),
-              HasSubstr("no.such.thing"));
 }
 
 TEST(ConfigTest, PrintingMasksSecrets) {
