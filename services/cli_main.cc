@@ -312,6 +312,7 @@ int Summary(const std::string& bootstrap, const std::string& topic, int expect, 
   std::map<std::string, int> routed_by_pod, queued_by_need, escalated_by_need;
   absl::flat_hash_set<std::string> decided;  // referral/need with a first decision
   std::vector<std::int64_t> latency;
+  std::vector<std::int64_t> submitted;  // event time of each latency's need
   std::int64_t first_ms = 0;
   std::int64_t last_ms = 0;
   std::int64_t first_seen = 0;
@@ -350,6 +351,7 @@ int Summary(const std::string& bootstrap, const std::string& topic, int expect, 
     if (decided.insert(key).second) {
       first_seen = first_seen == 0 ? now : first_seen;
       latency.push_back(now - d.event_time_ms());
+      submitted.push_back(d.event_time_ms());
       first_ms = first_ms == 0 ? d.event_time_ms() : std::min(first_ms, d.event_time_ms());
       last_ms = std::max(last_ms, now);
     }
@@ -376,6 +378,21 @@ int Summary(const std::string& bootstrap, const std::string& topic, int expect, 
   const double draining = static_cast<double>(std::max<std::int64_t>(1, last_ms - first_seen)) / 1000.0;
   std::cout << "drain: " << static_cast<std::int64_t>(static_cast<double>(decided.size()) / draining)
             << " needs decided/s (first decision visible to last, " << draining << " s)\n";
+  // The worst latency of the needs submitted in each second: where in time a tail comes from
+  // (a stall shows as a run of seconds, a steady backlog as a rising line).
+  std::vector<std::int64_t> worst;
+  for (std::size_t i = 0; i < latency.size(); ++i) {
+    const auto second = static_cast<std::size_t>((submitted[i] - first_ms) / 1000);
+    if (second < 600) {
+      worst.resize(std::max(worst.size(), second + 1), 0);
+      worst[second] = std::max(worst[second], latency[i]);
+    }
+  }
+  std::cout << "worst latency by second of submission (ms):";
+  for (std::int64_t w : worst) {
+    std::cout << " " << w;
+  }
+  std::cout << "\n";
   std::cout << "latency submit -> decision visible (read_committed): p50 "
             << Percentile(latency, 0.50) << " ms, p99 " << Percentile(latency, 0.99) << " ms, p999 "
             << Percentile(latency, 0.999) << " ms\n";
