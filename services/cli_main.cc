@@ -295,7 +295,8 @@ double Percentile(std::vector<std::int64_t>& v, double p) {
 }
 
 int Summary(const std::string& bootstrap, const std::string& topic, int expect, int timeout_s,
-            const std::string& metrics_url, const std::string& prefix, bool from_end) {
+            const std::string& metrics_url, const std::string& prefix, bool from_end,
+            bool by_second) {
   // fetch.wait.max.ms: measure the router, not the reader.
   std::unique_ptr<RdKafka::KafkaConsumer> consumer = FreshReader(
       bootstrap, "signpost-summary-", topic, {{"fetch.wait.max.ms", "10"}}, !from_end);
@@ -381,18 +382,20 @@ int Summary(const std::string& bootstrap, const std::string& topic, int expect, 
   // The worst latency of the needs submitted in each second: where in time a tail comes from
   // (a stall shows as a run of seconds, a steady backlog as a rising line).
   std::vector<std::int64_t> worst;
-  for (std::size_t i = 0; i < latency.size(); ++i) {
+  for (std::size_t i = 0; by_second && i < latency.size(); ++i) {
     const auto second = static_cast<std::size_t>((submitted[i] - first_ms) / 1000);
     if (second < 600) {
       worst.resize(std::max(worst.size(), second + 1), 0);
       worst[second] = std::max(worst[second], latency[i]);
     }
   }
-  std::cout << "worst latency by second of submission (ms):";
-  for (std::int64_t w : worst) {
-    std::cout << " " << w;
+  if (by_second) {
+    std::cout << "worst latency by second of submission (ms):";
+    for (std::int64_t w : worst) {
+      std::cout << " " << w;
+    }
+    std::cout << "\n";
   }
-  std::cout << "\n";
   std::cout << "latency submit -> decision visible (read_committed): p50 "
             << Percentile(latency, 0.50) << " ms, p99 " << Percentile(latency, 0.99) << " ms, p999 "
             << Percentile(latency, 0.999) << " ms\n";
@@ -465,6 +468,9 @@ int main(int argc, char** argv) {
   summary->add_flag("--from-end", from_end,
                     "read only decisions written after the start (prints a line to stderr once "
                     "positioned; start the load after it)");
+  bool by_second = false;
+  summary->add_flag("--by-second", by_second,
+                    "also print the worst latency of the needs submitted in each second");
   std::string copy_from;
   std::string copy_to;
   int copy_count = 0;
@@ -537,5 +543,6 @@ int main(int argc, char** argv) {
   if (load->parsed()) {
     return Load(bootstrap, intake_topic, referrals, shielding, seed, rate);
   }
-  return Summary(bootstrap, decisions_topic, expect, timeout, metrics_url, prefix, from_end);
+  return Summary(bootstrap, decisions_topic, expect, timeout, metrics_url, prefix, from_end,
+                 by_second);
 }
