@@ -379,17 +379,17 @@ int Summary(const std::string& bootstrap, const std::string& topic, int expect, 
   const double draining = static_cast<double>(std::max<std::int64_t>(1, last_ms - first_seen)) / 1000.0;
   std::cout << "drain: " << static_cast<std::int64_t>(static_cast<double>(decided.size()) / draining)
             << " needs decided/s (first decision visible to last, " << draining << " s)\n";
-  // The worst latency of the needs submitted in each second: where in time a tail comes from
-  // (a stall shows as a run of seconds, a steady backlog as a rising line).
-  std::vector<std::int64_t> worst;
-  for (std::size_t i = 0; by_second && i < latency.size(); ++i) {
-    const auto second = static_cast<std::size_t>((submitted[i] - first_ms) / 1000);
-    if (second < 600) {
-      worst.resize(std::max(worst.size(), second + 1), 0);
-      worst[second] = std::max(worst[second], latency[i]);
-    }
-  }
   if (by_second) {
+    // The worst latency of the needs submitted in each second (the first 600): where in time
+    // a tail comes from (a stall shows as a run of seconds, a steady backlog as a rising line).
+    std::vector<std::int64_t> worst;
+    for (std::size_t i = 0; i < latency.size(); ++i) {
+      const auto second = static_cast<std::size_t>((submitted[i] - first_ms) / 1000);
+      if (second < 600) {
+        worst.resize(std::max(worst.size(), second + 1), 0);
+        worst[second] = std::max(worst[second], latency[i]);
+      }
+    }
     std::cout << "worst latency by second of submission (ms):";
     for (std::int64_t w : worst) {
       std::cout << " " << w;
