@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "router/decision_buffer.h"
 #include "router/symbol.h"
 #include "signpost/v1/state.pb.h"
@@ -47,6 +48,12 @@ class ClientState {
     Symbol need;
     Symbol pod;
   };
+  // Most clients have a referral or two, at most one open need and a short history: their lists
+  // live inside the record (one allocation, read in one place) until they outgrow these sizes.
+  using ReferralIds = absl::InlinedVector<std::string, 2>;
+  using OpenList = absl::InlinedVector<Open, 1>;
+  using HistoryList = absl::InlinedVector<History, 1>;
+  using ContinuityList = absl::InlinedVector<Continuity, 1>;
 
   // Scalars, named as v1::ClientRecord names them.
   [[nodiscard]] const std::string& client_ref() const { return client_ref_; }
@@ -69,10 +76,10 @@ class ClientState {
   [[nodiscard]] std::uint32_t ReferralPosition(std::string_view referral_id);
   [[nodiscard]] std::string_view ReferralId(std::uint32_t position) const;
 
-  [[nodiscard]] const std::vector<Open>& open() const { return open_; }
-  [[nodiscard]] std::vector<Open>& mutable_open() { return open_; }
-  [[nodiscard]] const std::vector<Continuity>& continuity() const { return continuity_; }
-  [[nodiscard]] std::vector<Continuity>& mutable_continuity() { return continuity_; }
+  [[nodiscard]] const OpenList& open() const { return open_; }
+  [[nodiscard]] OpenList& mutable_open() { return open_; }
+  [[nodiscard]] const ContinuityList& continuity() const { return continuity_; }
+  [[nodiscard]] ContinuityList& mutable_continuity() { return continuity_; }
 
   // History, oldest first.
   [[nodiscard]] std::size_t history_size() const { return history_.size(); }
@@ -101,11 +108,11 @@ class ClientState {
   std::uint32_t referral_count_ = 0;
   std::uint32_t duplicate_count_ = 0;
   std::uint32_t history_head_ = 0;  // the oldest entry, once the history wrapped
-  std::vector<std::string> referral_ids_;
+  ReferralIds referral_ids_;
   std::vector<std::string> aside_;  // referral ids entries name that referral_ids_ lacks
-  std::vector<Open> open_;
-  std::vector<History> history_;  // a ring from history_head_
-  std::vector<Continuity> continuity_;
+  OpenList open_;
+  HistoryList history_;  // a ring from history_head_
+  ContinuityList continuity_;
 };
 
 }  // namespace signpost::router

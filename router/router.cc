@@ -171,7 +171,8 @@ WireWriter Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body)
     // The header every decision of this Apply shares, as decision 0's: schema version, event
     // id, time, producer, trace id and domain. Decisions 1-9 differ from it in one byte.
     const std::string& domain = cause_->domain();
-    if (!NextPrefix(domain)) {
+    const bool next = NextPrefix(domain);
+    if (!next) {
       char number[24];  // any int64 in decimal
       id_prefix_.assign(domain);
       id_prefix_.push_back('/');
@@ -181,15 +182,9 @@ WireWriter Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body)
     }
     prefix_offset_ = last_applied_.Value();
     prefix_domain_size_ = domain.size();
-    header_.Clear();
-    WireWriter h(header_);
-    h.Varint(1, 1);  // schema_version
-    digit_in_header_ = h.String(2, id_prefix_, "0") + id_prefix_.size();
-    tail_in_header_ = header_.size;
-    h.Signed(3, now_ms_);
-    h.String(4, kProducer);
-    h.String(5, cause_->trace_id());
-    domain_in_header_ = h.String(6, domain);
+    if (!next || !PatchHeader()) {
+      BuildHeader(domain);
+    }
   }
   WireWriter w = out.Begin(body);
   std::size_t header_at;
@@ -208,6 +203,45 @@ WireWriter Router::NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body)
   out.SetKey(header_at + domain_in_header_, cause_->domain().size());
   out.OpenBody();
   return w;
+}
+
+// Writes header_ for this Apply from scratch.
+ABSL_ATTRIBUTE_NOINLINE void Router::BuildHeader(std::string_view domain) {
+  header_.Clear();
+  WireWriter h(header_);
+  h.Varint(1, 1);  // schema_version
+  digit_in_header_ = h.String(2, id_prefix_, "0") + id_prefix_.size();
+  tail_in_header_ = header_.size;
+  time_in_header_ = header_.size + 1;  // after field 3's key
+  h.Signed(3, now_ms_);
+  time_size_in_header_ = header_.size - tail_in_header_;  // with the key; 0 if not written
+  h.String(4, kProducer);
+  trace_in_header_ = h.String(5, cause_->trace_id());
+  trace_size_in_header_ = cause_->trace_id().size();
+  domain_in_header_ = h.String(6, domain);
+}
+
+// Turns the last header into this Apply's in place when only its offset digits and time moved:
+// NextPrefix() kept the id's length, and the time takes as many bytes as before. False when it
+// must be built anew.
+bool Router::PatchHeader() {
+  const std::string_view trace = cause_->trace_id();
+  if (time_size_in_header_ == 0 || now_ms_ == 0 || trace.size() != trace_size_in_header_ ||
+      !EqualBytes(header_.view().substr(trace_in_header_, trace.size()), trace)) {
+    return false;
+  }
+  char varint[10];
+  const std::size_t size = static_cast<std::size_t>(
+      google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(
+          static_cast<std::uint64_t>(now_ms_), reinterpret_cast<std::uint8_t*>(varint)) -
+      reinterpret_cast<std::uint8_t*>(varint));
+  if (size + 1 != time_size_in_header_) {
+    return false;
+  }
+  char* bytes = header_.bytes.data();
+  CopyBytes(bytes + digit_in_header_ - id_prefix_.size(), id_prefix_.data(), id_prefix_.size());
+  std::memcpy(bytes + time_in_header_, varint, size);
+  return true;
 }
 
 // Turns id_prefix_ into this Apply's when it is the previous offset's in the same domain, by
@@ -1091,7 +1125,7 @@ void Router::UpdateClientOpen(const OpenNeed& need) {
 void Router::RemoveClientOpen(const OpenNeed& need) {
   ClientState& record = RecordOf(need);
   const Symbol code = rules_->needs[need.need].symbol;
-  std::vector<ClientState::Open>& open = record.mutable_open();
+  ClientState::OpenList& open = record.mutable_open();
   for (std::size_t i = 0; i < open.size(); ++i) {
     if (open[i].need == code && EqualBytes(record.ReferralId(open[i].referral), need.referral_id)) {
       // Swap to the end and drop it.

@@ -260,6 +260,8 @@ class Router {
   // the body's fields, in field order; out.End() completes it.
   WireWriter NewDecision(DecisionBuffer& out, v1::Envelope::BodyCase body);
   bool NextPrefix(std::string_view domain);
+  void BuildHeader(std::string_view domain);
+  bool PatchHeader();
   // Starts a decision about `need` whose body begins with referral_id = 1, client_ref = 2 and
   // need_code = 3 (Routed, Queued, Escalated), keyed by the need until SetKey() says otherwise.
   WireWriter NewNeedDecision(DecisionBuffer& out, v1::Envelope::BodyCase body,
@@ -351,6 +353,10 @@ class Router {
   std::size_t digit_in_header_ = 0;  // the event id's last byte
   std::size_t tail_in_header_ = 0;   // the fields after the event id
   std::size_t domain_in_header_ = 0;
+  std::size_t time_in_header_ = 0;       // event_time_ms's value
+  std::size_t time_size_in_header_ = 0;  // field 3 with its key; 0 if not written
+  std::size_t trace_in_header_ = 0;       // trace_id's value
+  std::size_t trace_size_in_header_ = 0;  // and its size
 };
 
 }  // namespace signpost::router

@@ -346,6 +346,48 @@ TEST_F(RouterTest, DecisionIdsFollowTheOffsetThroughCarriesGapsAndDomains) {
   }
 }
 
+// Each event's decisions carry its own time and trace id, whether the header is patched from the
+// last event's (same id length, time of the same varint length, same trace id) or built anew.
+TEST_F(RouterTest, DecisionHeadersFollowEachEventsTimeAndTraceId) {
+  struct Step {
+    std::int64_t offset;
+    std::int64_t time_ms;
+    std::string trace_id;
+  };
+  const Step steps[] = {{5, 0, ""},
+                        {6, 1, ""},
+                        {7, 2, ""},
+                        {8, 127, ""},
+                        {9, 128, ""},  // a byte longer
+                        {10, 129, "a"},
+                        {11, 130, "b"},
+                        {12, 130, "bb"},
+                        {13, 131, "b"},
+                        {14, 132, ""},
+                        {15, -1, ""},  // earlier: the time stays
+                        {16, 1'767'261'600'000, ""},
+                        {17, 1'767'261'600'001, ""},
+                        {18, 1'767'261'600'001, "t"}};
+  auto fresh = std::make_unique<Router>(TestRules(), clients_);
+  std::int64_t now = 0;
+  for (const Step& step : steps) {
+    v1::Envelope e;
+    e.set_schema_version(2);  // rejected: one decision per event
+    e.set_event_id("in");
+    e.set_domain("banes");
+    e.set_event_time_ms(step.time_ms);
+    e.set_trace_id(step.trace_id);
+    DecisionBuffer out;
+    ASSERT_TRUE(fresh->Apply(e, Offset(step.offset), out).ok());
+    ASSERT_EQ(out.size(), 1u);
+    now = std::max(now, step.time_ms);  // time never goes back
+    EXPECT_EQ(out[0].event_id(), absl::StrCat("banes/", step.offset, "/0")) << step.offset;
+    EXPECT_EQ(out[0].event_time_ms(), now) << step.offset;
+    EXPECT_EQ(out[0].trace_id(), step.trace_id) << step.offset;
+    EXPECT_EQ(out.bytes(0), out[0].SerializeAsString()) << step.offset;
+  }
+}
+
 // An urgency this build does not know is routine: it is routed and queued as ROUTINE, behind
 // a more urgent need and ahead of a later routine one.
 TEST_F(RouterTest, AnUnknownUrgencyIsRoutine) {
