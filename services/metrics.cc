@@ -110,6 +110,13 @@ Metrics::Metrics()
                          .Help("Kafka transaction commit latency.")
                          .Register(r)
                          .Add({}, LatencyBuckets());
+  state_handover_ = &prometheus::BuildHistogram()
+                         .Name("signpost_state_handover_seconds")
+                         .Help("Time the routing thread takes, after each transaction commit, to "
+                               "hand the batch's state to the store: mostly waiting for the "
+                               "previous batch's RocksDB write.")
+                         .Register(r)
+                         .Add({}, LatencyBuckets());
   aborts_ = &prometheus::BuildCounter()
                  .Name("signpost_transaction_aborts_total")
                  .Help("Kafka transactions aborted.")

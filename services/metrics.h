@@ -117,6 +117,7 @@ class Metrics {
 
   prometheus::Histogram& EndToEndLatency() { return *e2e_latency_; }
   prometheus::Histogram& CommitLatency() { return *commit_latency_; }
+  prometheus::Histogram& StateHandover() { return *state_handover_; }
   prometheus::Counter& TransactionAborts() { return *aborts_; }
   prometheus::Counter& Replayed() { return *replayed_; }
   prometheus::Gauge& RocksDbMemory() { return *rocksdb_memory_; }
@@ -142,6 +143,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* restore_;
   prometheus::Histogram* e2e_latency_;
   prometheus::Histogram* commit_latency_;
+  prometheus::Histogram* state_handover_;
   prometheus::Counter* aborts_;
   prometheus::Counter* replayed_;
   prometheus::Gauge* rocksdb_memory_;

@@ -1331,9 +1331,11 @@ class RoutingStage : public RdKafka::RebalanceCb {
       event_times_.clear();
       return ResetAfterAbort();
     }
-    metrics_.CommitLatency().Observe(
-        std::chrono::duration<double>(Clock::now() - started).count());
+    const auto committed = Clock::now();
+    metrics_.CommitLatency().Observe(std::chrono::duration<double>(committed - started).count());
     SIGNPOST_RETURN_IF_ERROR(CommitStores());
+    metrics_.StateHandover().Observe(
+        std::chrono::duration<double>(Clock::now() - committed).count());
     const std::int64_t now = WallMs();
     for (std::int64_t t : event_times_) {
       metrics_.EndToEndLatency().Observe(static_cast<double>(std::max<std::int64_t>(0, now - t)) / 1000.0);

@@ -222,6 +222,7 @@ TEST_F(RouterServiceTest, DecisionsAreExactlyThoseOfACleanReplayAcrossARestart) 
         "signpost_pod_open_cost", "signpost_pod_capacity", "signpost_pod_utilisation_ratio",
         "signpost_need_waiting", "signpost_need_oldest_wait_seconds", "signpost_open_needs{domain=",
         "signpost_end_to_end_latency_seconds_bucket", "signpost_transaction_commit_seconds_bucket",
+        "signpost_state_handover_seconds_bucket",
         "signpost_transaction_aborts_total", "signpost_consumer_lag_records",
         "signpost_rocksdb_memory_bytes", "signpost_assigned_partitions",
         "signpost_pod_answers_total{answer=\"accepted\"", "signpost_escalations_total",
