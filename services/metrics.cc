@@ -105,9 +105,17 @@ Metrics::Metrics()
                       .Help("Event time of an input to the commit of its decisions.")
                       .Register(r)
                       .Add({}, LatencyBuckets());
-  commit_latency_ = &prometheus::BuildHistogram()
-                         .Name("signpost_transaction_commit_seconds")
-                         .Help("Kafka transaction commit latency.")
+  auto& commits = prometheus::BuildHistogram()
+                     .Name("signpost_transaction_commit_seconds")
+                     .Help("Kafka transaction commit latency, by stage (intake, routing).")
+                     .Register(r);
+  commit_latency_ = &commits.Add({{"stage", "routing"}}, LatencyBuckets());
+  intake_commit_latency_ = &commits.Add({{"stage", "intake"}}, LatencyBuckets());
+  intake_latency_ = &prometheus::BuildHistogram()
+                         .Name("signpost_intake_latency_seconds")
+                         .Help("Event time of an input to the commit of the intake transaction "
+                               "that put it on the log (the intake stage's part of the end-to-end "
+                               "latency).")
                          .Register(r)
                          .Add({}, LatencyBuckets());
   state_handover_ = &prometheus::BuildHistogram()

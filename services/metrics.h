@@ -116,7 +116,11 @@ class Metrics {
   void ForgetPartition(int partition);
 
   prometheus::Histogram& EndToEndLatency() { return *e2e_latency_; }
+  // Transaction commit latency of the routing and the intake stage.
   prometheus::Histogram& CommitLatency() { return *commit_latency_; }
+  prometheus::Histogram& IntakeCommitLatency() { return *intake_commit_latency_; }
+  // Event time of a valid input to the commit of the intake transaction that logged it.
+  prometheus::Histogram& IntakeLatency() { return *intake_latency_; }
   prometheus::Histogram& StateHandover() { return *state_handover_; }
   prometheus::Counter& TransactionAborts() { return *aborts_; }
   prometheus::Counter& Replayed() { return *replayed_; }
@@ -143,6 +147,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* restore_;
   prometheus::Histogram* e2e_latency_;
   prometheus::Histogram* commit_latency_;
+  prometheus::Histogram* intake_commit_latency_;
+  prometheus::Histogram* intake_latency_;
   prometheus::Histogram* state_handover_;
   prometheus::Counter* aborts_;
   prometheus::Counter* replayed_;

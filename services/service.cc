@@ -557,6 +557,7 @@ class IntakeStage {
       IntakeVerdict verdict = JudgeIntake(bytes, rules_);
       if (verdict.reason == DlqReason::kNone) {
         records_in_(verdict.envelope.body_case()).Increment();
+        event_times_.push_back(verdict.envelope.event_time_ms());
         // Keyed by domain: each domain's records are one partition's total order.
         if (!verdict.every_domain) {
           SIGNPOST_RETURN_IF_ERROR(producer_->Produce(
@@ -582,8 +583,19 @@ class IntakeStage {
       offsets.push_back(RdKafka::TopicPartition::create(tp.first, tp.second, offset));
     }
     std::string why;
+    const auto started = Clock::now();
     const TxnResult r = producer_->SendOffsetsAndCommit(offsets, consumer_.get(), why);
     RdKafka::TopicPartition::destroy(offsets);
+    if (r == TxnResult::kOk) {
+      metrics_.IntakeCommitLatency().Observe(
+          std::chrono::duration<double>(Clock::now() - started).count());
+      const std::int64_t now = WallMs();
+      for (std::int64_t t : event_times_) {
+        metrics_.IntakeLatency().Observe(
+            static_cast<double>(std::max<std::int64_t>(0, now - t)) / 1000.0);
+      }
+    }
+    event_times_.clear();
     if (r == TxnResult::kFatal) {
       SIGNPOST_RETURN_IF_ERROR(ReplaceFatalProducer(producer_, fencing_, config_, "intake", why));
     }
@@ -621,6 +633,7 @@ class IntakeStage {
 
   // A new consumer, which starts from the group's committed offsets for whatever it is given.
   absl::Status ReplaceConsumer() {
+    event_times_.clear();  // the open transaction, if any, is aborted here
     std::string why;
     if (producer_->open() && producer_->Abort(why) == TxnResult::kFatal) {
       SIGNPOST_RETURN_IF_ERROR(ReplaceFatalProducer(producer_, fencing_, config_, "intake", why));
@@ -640,6 +653,7 @@ class IntakeStage {
     return metrics_.RecordsIn(config_.intake_topic, type);
   }};
   IntakeRules rules_;
+  std::vector<std::int64_t> event_times_;  // of the valid records in the open transaction
   FencedMembership fencing_;
   std::unique_ptr<TxnProducer> producer_;
   GroupConsumer consumer_;

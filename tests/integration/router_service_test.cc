@@ -221,8 +221,10 @@ TEST_F(RouterServiceTest, DecisionsAreExactlyThoseOfACleanReplayAcrossARestart) 
         "signpost_dlq_total{reason=\"invalid_referral\"}", "signpost_dlq_total{reason=\"unknown_domain\"}",
         "signpost_pod_open_cost", "signpost_pod_capacity", "signpost_pod_utilisation_ratio",
         "signpost_need_waiting", "signpost_need_oldest_wait_seconds", "signpost_open_needs{domain=",
-        "signpost_end_to_end_latency_seconds_bucket", "signpost_transaction_commit_seconds_bucket",
-        "signpost_state_handover_seconds_bucket",
+        "signpost_end_to_end_latency_seconds_bucket",
+        "signpost_transaction_commit_seconds_bucket{stage=\"routing\"",
+        "signpost_transaction_commit_seconds_bucket{stage=\"intake\"",
+        "signpost_state_handover_seconds_bucket", "signpost_intake_latency_seconds_bucket",
         "signpost_transaction_aborts_total", "signpost_consumer_lag_records",
         "signpost_rocksdb_memory_bytes", "signpost_assigned_partitions",
         "signpost_pod_answers_total{answer=\"accepted\"", "signpost_escalations_total",
@@ -246,6 +248,11 @@ TEST_F(RouterServiceTest, DecisionsAreExactlyThoseOfACleanReplayAcrossARestart) 
   EXPECT_GT(accepted, 0);
   EXPECT_EQ(sum("signpost_pod_time_to_accept_seconds_count{", ""), accepted);
   EXPECT_EQ(sum("signpost_pod_time_to_complete_seconds_count{", ""), completed);
+  // One intake latency per valid input the intake stage logged (all of them committed by now).
+  const std::string intake_in = "signpost_records_in_total{topic=\"" + config_.intake_topic + "\"";
+  EXPECT_GT(sum("signpost_intake_latency_seconds_count", ""), 0);
+  EXPECT_EQ(sum("signpost_intake_latency_seconds_count", ""),
+            sum(intake_in, "") - sum(intake_in, "type=\"invalid\""));
   // Open needs cover the waiting ones and those held by pods.
   EXPECT_GT(sum("signpost_open_needs{", ""), sum("signpost_need_waiting{", ""));
   EXPECT_EQ(metrics.find("client-"), std::string::npos) << "no client refs in metric labels";
