@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "services/config.h"
+#include "services/service.h"
 
 #include <unistd.h>
 
@@ -23,6 +24,32 @@ std::string Write(const std::string& text) {
   close(fd);
   std::ofstream(path) << text;
   return path;
+}
+
+// A stage's batches grow to the catch-up limits only behind a backlog of several catch-up
+// batches: a moment one catch-up batch behind under a paced load keeps the normal limits.
+TEST(BatchForTest, CatchUpLimitsOnlyBehindSeveralCatchUpBatches) {
+  ServiceConfig c;
+  c.batch_max_records = 2'000;
+  c.batch_max_ms = 30;
+  c.batch_catchup_max_records = 10'000;
+  c.batch_catchup_max_ms = 250;
+  for (const std::int64_t backlog : {0, 1'999, 10'000, 12'000, 39'999}) {
+    const BatchSize size = BatchFor(c, backlog);
+    EXPECT_EQ(size.max_records, 2'000) << backlog;
+    EXPECT_EQ(size.max_ms, 30) << backlog;
+  }
+  for (const std::int64_t backlog : {40'000, 2'200'000}) {
+    const BatchSize size = BatchFor(c, backlog);
+    EXPECT_EQ(size.max_records, 10'000) << backlog;
+    EXPECT_EQ(size.max_ms, 250) << backlog;
+  }
+  // Catch-up limits below the normal ones never shrink a batch.
+  c.batch_catchup_max_records = 500;
+  c.batch_catchup_max_ms = 10;
+  EXPECT_EQ(BatchFor(c, 7'999).max_records, 2'000);
+  EXPECT_EQ(BatchFor(c, 8'000).max_records, 2'000);
+  EXPECT_EQ(BatchFor(c, 8'000).max_ms, 30);
 }
 
 TEST(ConfigTest, LoadsTheDemoConfigWithAnEnvironmentOverride) {
