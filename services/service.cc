@@ -473,10 +473,12 @@ std::int64_t Backlog(RdKafka::KafkaConsumer& consumer) {
 struct BatchLimits {
   Clock::time_point deadline;
   int max_records = 0;
+  bool until_idle = false;
 
   static BatchLimits For(const ServiceConfig& config, RdKafka::KafkaConsumer& consumer) {
     const BatchSize size = BatchFor(config, Backlog(consumer));
-    return {Clock::now() + std::chrono::milliseconds(size.max_ms), size.max_records};
+    return {Clock::now() + std::chrono::milliseconds(size.max_ms), size.max_records,
+            size.until_idle};
   }
 };
 
@@ -531,6 +533,9 @@ class IntakeStage {
       if (m->err() == RdKafka::ERR__TIMED_OUT || m->err() == RdKafka::ERR__PARTITION_EOF) {
         if (records == 0) {
           return absl::OkStatus();
+        }
+        if (limits.until_idle) {
+          break;  // caught up: commit now rather than wait for new records
         }
         continue;
       }
@@ -1118,8 +1123,8 @@ class RoutingStage : public RdKafka::RebalanceCb {
         chunk_.push_back({std::move(m), it->second.epoch});
       }
       if (chunk_.empty()) {
-        if (records == 0) {
-          break;
+        if (records == 0 || limits.until_idle) {
+          break;  // nothing at all, or caught up: commit now rather than wait for new records
         }
         continue;
       }
@@ -1563,10 +1568,10 @@ std::string PathParameter(const std::string& target, const std::string& prefix) 
 // batches, 42-46k/s with 100 ms / 5,000.)
 BatchSize BatchFor(const ServiceConfig& config, std::int64_t backlog) {
   const int catchup_records = std::max(config.batch_max_records, config.batch_catchup_max_records);
-  if (backlog >= static_cast<std::int64_t>(kCatchUpBatches) * catchup_records) {
-    return {catchup_records, std::max(config.batch_max_ms, config.batch_catchup_max_ms)};
+  if (backlog >= catchup_records) {
+    return {catchup_records, std::max(config.batch_max_ms, config.batch_catchup_max_ms), true};
   }
-  return {config.batch_max_records, config.batch_max_ms};
+  return {config.batch_max_records, config.batch_max_ms, false};
 }
 
 absl::Status RunService(const ServiceConfig& config, const std::atomic<bool>& stop) {

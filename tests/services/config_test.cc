@@ -26,30 +26,33 @@ std::string Write(const std::string& text) {
   return path;
 }
 
-// A stage's batches grow to the catch-up limits only behind a backlog of several catch-up
-// batches: a moment one catch-up batch behind under a paced load keeps the normal limits.
-TEST(BatchForTest, CatchUpLimitsOnlyBehindSeveralCatchUpBatches) {
+// Behind a catch-up batch or more, a stage's batches grow to the catch-up limits and end once
+// nothing more waits; otherwise they take what arrives up to the normal limits.
+TEST(BatchForTest, CatchUpLimitsBehindABacklogAndNoWaitingThen) {
   ServiceConfig c;
   c.batch_max_records = 2'000;
   c.batch_max_ms = 30;
   c.batch_catchup_max_records = 10'000;
   c.batch_catchup_max_ms = 250;
-  for (const std::int64_t backlog : {0, 1'999, 10'000, 12'000, 39'999}) {
+  for (const std::int64_t backlog : {0, 1'999, 2'000, 9'999}) {
     const BatchSize size = BatchFor(c, backlog);
     EXPECT_EQ(size.max_records, 2'000) << backlog;
     EXPECT_EQ(size.max_ms, 30) << backlog;
+    EXPECT_FALSE(size.until_idle) << backlog;
   }
-  for (const std::int64_t backlog : {40'000, 2'200'000}) {
+  for (const std::int64_t backlog : {10'000, 2'200'000}) {
     const BatchSize size = BatchFor(c, backlog);
     EXPECT_EQ(size.max_records, 10'000) << backlog;
     EXPECT_EQ(size.max_ms, 250) << backlog;
+    EXPECT_TRUE(size.until_idle) << backlog;
   }
   // Catch-up limits below the normal ones never shrink a batch.
   c.batch_catchup_max_records = 500;
   c.batch_catchup_max_ms = 10;
-  EXPECT_EQ(BatchFor(c, 7'999).max_records, 2'000);
-  EXPECT_EQ(BatchFor(c, 8'000).max_records, 2'000);
-  EXPECT_EQ(BatchFor(c, 8'000).max_ms, 30);
+  EXPECT_FALSE(BatchFor(c, 1'999).until_idle);
+  EXPECT_EQ(BatchFor(c, 2'000).max_records, 2'000);
+  EXPECT_EQ(BatchFor(c, 2'000).max_ms, 30);
+  EXPECT_TRUE(BatchFor(c, 2'000).until_idle);
 }
 
 TEST(ConfigTest, LoadsTheDemoConfigWithAnEnvironmentOverride) {
