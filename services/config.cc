@@ -18,7 +18,7 @@ const ConfigSchema& Schema() {
   static const ConfigSchema schema{
       {"instance_id", "group_id", "data_dir", "domain", "rules_file", "topics.intake",
        "topics.log", "topics.decisions", "topics.dlq", "batch.max_records", "batch.max_ms",
-       "batch.catchup_max_records", "batch.catchup_max_ms",
+       "batch.catchup_max_records", "batch.catchup_max_ms", "batch.catchup_backlog_records",
        "tick_interval_ms", "http.listen", "http.advertise", "memory_budget_mb", "max_record_bytes",
        "store.cached_clients", "store.low_priority_compaction",
        "domain_prefixes"},
@@ -139,6 +139,12 @@ absl::StatusOr<ServiceConfig> LoadServiceConfig(const std::string& path,
   v = c.batch_catchup_max_ms;
   if (absl::Status s = IntField(fields, "batch.catchup_max_ms", 1, 60'000, v); !s.ok()) return s;
   c.batch_catchup_max_ms = static_cast<int>(v);
+  v = c.batch_catchup_backlog_records;
+  if (absl::Status s = IntField(fields, "batch.catchup_backlog_records", 0, 10'000'000, v);
+      !s.ok()) {
+    return s;
+  }
+  c.batch_catchup_backlog_records = static_cast<int>(v);
   v = c.tick_interval_ms;
   if (absl::Status s = IntField(fields, "tick_interval_ms", 10, 3'600'000, v); !s.ok()) return s;
   c.tick_interval_ms = static_cast<int>(v);
@@ -198,7 +204,8 @@ std::string PrintServiceConfig(const ServiceConfig& c) {
       << "\n  decisions: " << c.decisions_topic << "\n  dlq: " << c.dlq_topic << "\n"
       << "batch:\n  max_records: " << c.batch_max_records << "\n  max_ms: " << c.batch_max_ms
       << "\n  catchup_max_records: " << c.batch_catchup_max_records
-      << "\n  catchup_max_ms: " << c.batch_catchup_max_ms << "\n"
+      << "\n  catchup_max_ms: " << c.batch_catchup_max_ms
+      << "\n  catchup_backlog_records: " << c.batch_catchup_backlog_records << "\n"
       << "tick_interval_ms: " << c.tick_interval_ms << "\n"
       << "http:\n  listen: " << c.http_listen << "\n  advertise: " << c.http_advertise << "\n"
       << "memory_budget_mb: " << c.memory_budget_mb << "\n"

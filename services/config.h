@@ -35,9 +35,11 @@ struct ServiceConfig {
   std::string dlq_topic = "signpost.dlq.v1";
   int batch_max_records = 1000;
   int batch_max_ms = 100;
-  // While at least batch_max_records wait (a backlog), batches may grow to these.
+  // Behind a backlog of batch_catchup_backlog_records (0: twice batch_max_records, at most
+  // batch_catchup_max_records), batches may grow to these, ending once nothing more waits.
   int batch_catchup_max_records = 10'000;
   int batch_catchup_max_ms = 250;
+  int batch_catchup_backlog_records = 0;
   int tick_interval_ms = 1000;
   std::string http_listen = "127.0.0.1:9464";
   // host:port where other instances reach this one's query API (Kafka Streams'

@@ -1568,7 +1568,11 @@ std::string PathParameter(const std::string& target, const std::string& prefix) 
 // batches, 42-46k/s with 100 ms / 5,000.)
 BatchSize BatchFor(const ServiceConfig& config, std::int64_t backlog) {
   const int catchup_records = std::max(config.batch_max_records, config.batch_catchup_max_records);
-  if (backlog >= catchup_records) {
+  const std::int64_t threshold =
+      config.batch_catchup_backlog_records > 0
+          ? config.batch_catchup_backlog_records
+          : std::min<std::int64_t>(catchup_records, 2 * std::int64_t{config.batch_max_records});
+  if (backlog >= threshold) {
     return {catchup_records, std::max(config.batch_max_ms, config.batch_catchup_max_ms), true};
   }
   return {config.batch_max_records, config.batch_max_ms, false};

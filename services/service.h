@@ -20,12 +20,12 @@ namespace signpost::services {
 // The limits of a stage's next batch (one transaction), given the records already waiting in
 // its assigned partitions. Normally batch.max_records and batch.max_ms: a batch takes what
 // arrives until either is reached, which bounds both the latency and the transactions per second.
-// A backlog of a catch-up batch or more (a bulk import, a restart, a load above what small
-// batches keep up with) is queueing: fewer, bigger transactions of up to
-// batch.catchup_max_records and batch.catchup_max_ms drain it faster, and such a batch ends as
-// soon as nothing more is waiting, so it never waits for new records. (When it waited for its
-// deadline, a paced 30,661 referrals/s kept 250 ms transactions going once 10,000 records
-// behind: p99 768 ms.)
+// A backlog of batch.catchup_backlog_records or more (by default two normal batches, at most
+// one catch-up batch: a bulk import, a restart, a moment's stall under a paced load) is
+// queueing: fewer, bigger transactions of up to batch.catchup_max_records and
+// batch.catchup_max_ms drain it faster, and such a batch ends as soon as nothing more is
+// waiting, so it never waits for new records. (When it waited for its deadline, a paced 30,661
+// referrals/s kept 250 ms transactions going once 10,000 records behind: p99 768 ms.)
 struct BatchSize {
   int max_records = 0;
   int max_ms = 0;

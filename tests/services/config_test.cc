@@ -26,27 +26,34 @@ std::string Write(const std::string& text) {
   return path;
 }
 
-// Behind a catch-up batch or more, a stage's batches grow to the catch-up limits and end once
-// nothing more waits; otherwise they take what arrives up to the normal limits.
+// Behind a backlog of two normal batches (by default), a stage's batches grow to the catch-up
+// limits and end once nothing more waits; otherwise they take what arrives up to the normal
+// limits.
 TEST(BatchForTest, CatchUpLimitsBehindABacklogAndNoWaitingThen) {
   ServiceConfig c;
   c.batch_max_records = 2'000;
   c.batch_max_ms = 30;
   c.batch_catchup_max_records = 10'000;
   c.batch_catchup_max_ms = 250;
-  for (const std::int64_t backlog : {0, 1'999, 2'000, 9'999}) {
+  for (const std::int64_t backlog : {0, 1'999, 2'000, 3'999}) {
     const BatchSize size = BatchFor(c, backlog);
     EXPECT_EQ(size.max_records, 2'000) << backlog;
     EXPECT_EQ(size.max_ms, 30) << backlog;
     EXPECT_FALSE(size.until_idle) << backlog;
   }
-  for (const std::int64_t backlog : {10'000, 2'200'000}) {
+  for (const std::int64_t backlog : {4'000, 2'200'000}) {
     const BatchSize size = BatchFor(c, backlog);
     EXPECT_EQ(size.max_records, 10'000) << backlog;
     EXPECT_EQ(size.max_ms, 250) << backlog;
     EXPECT_TRUE(size.until_idle) << backlog;
   }
-  // Catch-up limits below the normal ones never shrink a batch.
+  // Set explicitly.
+  c.batch_catchup_backlog_records = 10'000;
+  EXPECT_FALSE(BatchFor(c, 9'999).until_idle);
+  EXPECT_TRUE(BatchFor(c, 10'000).until_idle);
+  // By default never more than one catch-up batch; catch-up limits below the normal ones never
+  // shrink a batch.
+  c.batch_catchup_backlog_records = 0;
   c.batch_catchup_max_records = 500;
   c.batch_catchup_max_ms = 10;
   EXPECT_FALSE(BatchFor(c, 1'999).until_idle);
@@ -69,6 +76,7 @@ TEST(ConfigTest, LoadsTheDemoConfigWithAnEnvironmentOverride) {
   EXPECT_EQ(c->batch_max_ms, 50);
   EXPECT_EQ(c->batch_catchup_max_records, 10'000);  // the default
   EXPECT_EQ(c->batch_catchup_max_ms, 250);
+  EXPECT_EQ(c->batch_catchup_backlog_records, 0);  // the default: derived from the batch sizes
   ASSERT_EQ(c->domains.size(), 1u);
   EXPECT_EQ(c->domains[0].id, "banes");
   EXPECT_EQ(c->domains[0].prefixes.size(), 6u);
@@ -149,6 +157,8 @@ TEST(ConfigTest, ValuesAreChecked) {
   EXPECT_THAT(ErrorOf({}), HasSubstr("rules_file: is required"));
   EXPECT_THAT(ErrorOf({"rules_file=r", "batch.max_ms=soon"}),
               HasSubstr("batch.max_ms: must be an integer"));
+  EXPECT_THAT(ErrorOf({"rules_file=r", "batch.catchup_backlog_records=-1"}),
+              HasSubstr("batch.catchup_backlog_records: must be an integer from 0"));
   EXPECT_THAT(ErrorOf({"rules_file=r", "batch.catchup_max_ms=0"}),
               HasSubstr("batch.catchup_max_ms: must be an integer from 1"));
   EXPECT_THAT(ErrorOf({"rules_file=r", "store.cached_clients=10"}),
