@@ -19,6 +19,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
         if (!r.location.empty()) {
           reply.headers.emplace_back("Location", std::move(r.location));
         }
+        if (r.retry_after_s > 0) {
+          reply.headers.emplace_back("Retry-After", std::to_string(r.retry_after_s));
+        }
         respond(std::move(reply));
       });
   if (!started.ok()) {

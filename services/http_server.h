@@ -20,6 +20,7 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
   std::string location;  // with a 3xx status: the Location header
+  int retry_after_s = 0;  // with a 503: the Retry-After header, when above 0
 };
 
 // Called with the request target (path and query); returns the response.

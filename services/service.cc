@@ -217,7 +217,8 @@ std::vector<int> AssignedPartitions(const void* bytes, int size, const std::stri
 
 // The advertised query address ("host:port") of each partition's owner in `group`, from the
 // coordinator's member list and each member's client.id ("signpost-router/<instance>@<host:port>");
-// partitions with no owner, or whose owner advertises nothing, are absent.
+// "" for a partition whose owner advertises nothing; partitions with no owner are absent (as all
+// are while the group rebalances: the coordinator lists assignments only of a stable group).
 std::map<int, std::string> OwnerAddresses(rd_kafka_t* client, const std::string& group,
                                           const std::string& topic) {
   std::map<int, std::string> owners;
@@ -229,12 +230,10 @@ std::map<int, std::string> OwnerAddresses(rd_kafka_t* client, const std::string&
     for (int m = 0; m < list->groups[g].member_cnt; ++m) {
       const rd_kafka_group_member_info& member = list->groups[g].members[m];
       const std::string client_id = member.client_id != nullptr ? member.client_id : "";
-      if (client_id.find('@') == std::string::npos) {
-        continue;
-      }
+      const std::size_t at = client_id.rfind('@');
       for (int partition :
            AssignedPartitions(member.member_assignment, member.member_assignment_size, topic)) {
-        owners[partition] = client_id.substr(client_id.rfind('@') + 1);
+        owners[partition] = at == std::string::npos ? "" : client_id.substr(at + 1);
       }
     }
   }
@@ -284,15 +283,16 @@ class OwnerDirectory {
     return out;
   }
 
-  // The owner of `partition`, at most a second old; empty when none is known.
-  std::string Owner(int partition) {
+  // The query address of `partition`'s owner, at most `max_age` old: nullopt when no owner is
+  // known (as while the group rebalances), "" when the owner advertises none.
+  std::optional<std::string> Owner(int partition, std::chrono::milliseconds max_age) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (Clock::now() - fetched_ > std::chrono::seconds(1)) {
+    if (Clock::now() - fetched_ > max_age) {
       owners_ = OwnerAddresses(client_->c_ptr(), config_.group_id, config_.log_topic);
       fetched_ = Clock::now();
     }
     auto it = owners_.find(partition);
-    return it == owners_.end() ? std::string() : it->second;
+    return it == owners_.end() ? std::nullopt : std::optional(it->second);
   }
 
  private:
@@ -749,7 +749,8 @@ class RoutingStage : public RdKafka::RebalanceCb {
     }
     if (result.wait_for(std::chrono::seconds(3)) != std::future_status::ready) {
       return {503, "application/problem+json",
-              R"({"title":"Busy","status":503,"detail":"the router did not answer in time"})"};
+              R"({"title":"Busy","status":503,"detail":"the router did not answer in time"})",
+              {}, /*retry_after_s=*/1};
     }
     return result.get();
   }
@@ -809,9 +810,8 @@ class RoutingStage : public RdKafka::RebalanceCb {
                                               advertised_);
   }
 
-  // Runs `lookup` on the routing thread. When this instance does not hold the answer: a
-  // redirect (307) to the instance owning the one other log partition that holds our domains,
-  // as Kafka Streams' interactive queries do; otherwise 404 naming what this instance owns.
+  // Runs `lookup` on the routing thread. When this instance does not hold the answer, then off
+  // that thread: AnswerMiss (307 to the owner, 503 mid-rebalance, or 404).
   HttpResponse AnswerOrRedirect(const char* what, const std::string& path,
                                 std::function<std::optional<HttpResponse>()> lookup) {
     struct Miss {
@@ -832,36 +832,11 @@ class RoutingStage : public RdKafka::RebalanceCb {
     if (local.status == 503 || !miss->missing) {
       return local;  // the router was busy (its task may still run: miss is not ours), or found
     }
-    const std::set<int>* owned = &miss->owned;
     // Off the routing thread: which other partition, and who owns it.
-    std::set<int> elsewhere;
-    for (int partition : owners_->DomainPartitions()) {
-      if (!owned->contains(partition)) {
-        elsewhere.insert(partition);
-      }
-    }
-    if (elsewhere.size() == 1) {
-      const int partition = *elsewhere.begin();
-      const std::string owner = owners_->Owner(partition);
-      if (!owner.empty() && owner != advertised_) {
-        nlohmann::json body = {{"title", "Owned by another instance"},
-                               {"status", 307},
-                               {"partition", partition},
-                               {"owner", owner}};
-        return {307, "application/problem+json", body.dump(),
-                absl::StrCat("http://", owner, path)};
-      }
-    }
-    nlohmann::json problem = {
-        {"title", "Not found here"},
-        {"status", 404},
-        {"detail", absl::StrCat("no ", what, " with that id in the ", owned->size(),
-                                " partition(s) this instance owns")}};
-    problem["owned_partitions"] = *owned;
-    if (elsewhere.size() > 1) {
-      problem["other_partitions"] = elsewhere;  // the domains are spread: ask their owners
-    }
-    return {404, "application/problem+json", problem.dump()};
+    return AnswerMiss(what, path, {miss->owned, owners_->DomainPartitions(), advertised_},
+                      [this](int partition, std::chrono::milliseconds max_age) {
+                        return owners_->Owner(partition, max_age);
+                      });
   }
 
   void ServeQueries() {
@@ -1653,6 +1628,65 @@ absl::Status RunService(const ServiceConfig& config, const std::atomic<bool>& st
     return routing_result;
   }
   return intake_result;
+}
+
+HttpResponse AnswerMiss(const std::string& what, const std::string& path, const QueryMiss& miss,
+                        const OwnerLookup& owner_of) {
+  std::set<int> elsewhere;
+  for (int partition : miss.domain_partitions) {
+    if (!miss.owned.contains(partition)) {
+      elsewhere.insert(partition);
+    }
+  }
+  auto problem = [&](int status, std::string_view title, std::string_view detail) {
+    nlohmann::json body = {{"title", title}, {"status", status}, {"detail", detail}};
+    body["owned_partitions"] = miss.owned;
+    return body;
+  };
+  // Without an advertised address of our own, instances cannot find one another: 404 below.
+  const bool routable = !miss.advertised.empty();
+  if (elsewhere.size() == 1 && routable) {
+    const int partition = *elsewhere.begin();
+    std::optional<std::string> owner = owner_of(partition, std::chrono::seconds(1));
+    if (!owner.has_value() || *owner == miss.advertised) {
+      // Unknown, or still us in a cached list from before we lost it: ask again, at most every
+      // 100 ms across queries.
+      owner = owner_of(partition, std::chrono::milliseconds(100));
+    }
+    if (owner.has_value() && !owner->empty() && *owner != miss.advertised) {
+      nlohmann::json body = {{"title", "Owned by another instance"},
+                             {"status", 307},
+                             {"partition", partition},
+                             {"owner", *owner}};
+      return {307, "application/problem+json", body.dump(), absl::StrCat("http://", *owner, path)};
+    }
+    if (!owner.has_value() || *owner == miss.advertised) {
+      // The data's partition is not ours and its owner is not known (the group is
+      // rebalancing): a "not found" would be wrong.
+      return {503, "application/problem+json",
+              problem(503, "Owner unknown",
+                      absl::StrCat("partition ", partition,
+                                   " is between owners (a rebalance); retry"))
+                  .dump(),
+              {}, /*retry_after_s=*/1};
+    }
+    // Owned by an instance that advertises no query address: nowhere to send the caller.
+  }
+  if (elsewhere.empty() && miss.owned.empty() && routable) {
+    return {503, "application/problem+json",
+            problem(503, "Owner unknown",
+                    "this instance owns no partition yet and the log's are not known; retry")
+                .dump(),
+            {}, /*retry_after_s=*/1};
+  }
+  nlohmann::json body =
+      problem(404, "Not found here",
+              absl::StrCat("no ", what, " with that id in the ", miss.owned.size(),
+                           " partition(s) this instance owns"));
+  if (elsewhere.size() > 1) {
+    body["other_partitions"] = elsewhere;  // the domains are spread: ask their owners
+  }
+  return {404, "application/problem+json", body.dump()};
 }
 
 }  // namespace signpost::services

@@ -5,10 +5,17 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "services/config.h"
+#include "services/http_server.h"
 
 namespace signpost::services {
 
@@ -32,5 +39,22 @@ struct BatchSize {
   bool until_idle = false;  // end the batch at the first poll that finds nothing waiting
 };
 [[nodiscard]] BatchSize BatchFor(const ServiceConfig& config, std::int64_t backlog);
+
+// A query for an id this instance does not hold.
+struct QueryMiss {
+  std::set<int> owned;              // the log partitions this instance owns
+  std::set<int> domain_partitions;  // the log partitions of the configured domains (empty: unknown)
+  std::string advertised;           // this instance's query address; empty when it has none
+};
+// The query address of a partition's owner, from a list at most `max_age` old: nullopt when no
+// owner is known (while the group rebalances), "" when the owner advertises none.
+using OwnerLookup =
+    std::function<std::optional<std::string>(int partition, std::chrono::milliseconds max_age)>;
+// The answer to such a query for `path`: 307 to the owner of the one other domain partition, as
+// Kafka Streams' interactive queries do; 503 with Retry-After while that owner is not known or
+// is still listed as this instance (a rebalance: the data may well exist); otherwise 404 naming
+// the partitions this instance owns (and the others, when the domains are spread over several).
+[[nodiscard]] HttpResponse AnswerMiss(const std::string& what, const std::string& path,
+                                      const QueryMiss& miss, const OwnerLookup& owner_of);
 
 }  // namespace signpost::services

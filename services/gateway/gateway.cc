@@ -723,8 +723,12 @@ struct Gateway::Impl {
         busy.headers.emplace_back("Retry-After", "1");
         return call->answer(std::move(busy));
       }
-      call->answer({status, std::string(call->res[bhttp::field::content_type]),
-                    std::move(call->res.body()), {}});
+      http::Reply reply{status, std::string(call->res[bhttp::field::content_type]),
+                        std::move(call->res.body()), {}};
+      if (const auto retry = call->res.find(bhttp::field::retry_after); retry != call->res.end()) {
+        reply.headers.emplace_back("Retry-After", std::string(retry->value()));
+      }
+      call->answer(std::move(reply));
     };
     call->resolver.async_resolve(
         host_port.substr(0, colon), host_port.substr(colon + 1),

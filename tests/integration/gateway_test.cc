@@ -334,6 +334,9 @@ TEST_F(GatewayTest, StatusIsForwardedToTheRouter) {
   // A stand-in for the router's query API (the real one is tested with the router).
   absl::StatusOr<std::unique_ptr<services::http::Server>> router = services::http::Server::Start(
       "127.0.0.1:0", {}, [](services::http::Request req, services::http::Respond respond) {
+        if (req.target == "/v1/referrals/moving") {  // its owner unknown mid-rebalance
+          return respond({503, "application/problem+json", "{}", {{"Retry-After", "1"}}});
+        }
         respond({req.target == "/v1/referrals/abc" ? 200 : 404, "application/json",
                  json{{"asked", req.target}}.dump(), {}});
       });
@@ -347,6 +350,9 @@ TEST_F(GatewayTest, StatusIsForwardedToTheRouter) {
   EXPECT_EQ(a.status, 200);
   EXPECT_EQ(a.Json()["asked"], "/v1/referrals/abc");
   EXPECT_EQ(Call(port, "GET", "/v1/referrals/zzz", "", {{"Authorization", kReader}}).status, 404);
+  const Answer moving = Call(port, "GET", "/v1/referrals/moving", "", {{"Authorization", kReader}});
+  EXPECT_EQ(moving.status, 503);
+  EXPECT_EQ(moving.Header("Retry-After"), "1") << "the router's Retry-After is passed on";
   EXPECT_EQ(Call(port, "GET", "/v1/referrals/abc", "", {}).status, 401);
   router->reset();
   EXPECT_EQ(Call(port, "GET", "/v1/referrals/abc", "", {{"Authorization", kReader}}).status, 502);

@@ -98,11 +98,11 @@ TEST(RouterQueryTest, TheInstanceThatDoesNotOwnTheReferralRedirectsToTheOneThatD
     absl::StatusOr<std::unique_ptr<gw::Gateway>> gateway = gw::Gateway::Start(c);
     ASSERT_TRUE(gateway.ok()) << gateway.status();
     // Right after the group settles, an instance's view of who owns the other partition can
-    // lag for a moment (it answers 404, naming what it owns); a few tries, then the verdict.
+    // lag for a moment: then it answers 503 (retry), never 404, and the gateway passes that on.
     std::string via;
     for (int attempt = 0; attempt < 20; ++attempt) {
       via = HttpGet((*gateway)->port(), "/v1/referrals/r7", nullptr, "Bearer demo-read-token");
-      if (via.rfind("200", 0) == 0) break;
+      if (via.rfind("503", 0) != 0) break;
       std::this_thread::sleep_for(250ms);
     }
     EXPECT_EQ(via.substr(0, 3), "200") << via;
