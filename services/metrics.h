@@ -4,7 +4,9 @@
 // ids. Thread-safe (prometheus-cpp metrics are atomic).
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -12,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
@@ -23,6 +26,15 @@
 #include "prometheus/registry.h"
 
 namespace signpost::services {
+
+// Observes, for each event time in `times_ms`, its age at `now_ms` in seconds (never negative:
+// a clock ahead of ours counts as 0).
+inline void ObserveAges(prometheus::Histogram& histogram, std::int64_t now_ms,
+                        const std::vector<std::int64_t>& times_ms) {
+  for (const std::int64_t t : times_ms) {
+    histogram.Observe(static_cast<double>(std::max<std::int64_t>(0, now_ms - t)) / 1000.0);
+  }
+}
 
 // The children of a labelled family, by label values, remembered after their first lookup:
 // later lookups hash the values under one small lock instead of building prometheus-cpp's label

@@ -584,11 +584,7 @@ class IntakeStage {
     if (r == TxnResult::kOk) {
       metrics_.IntakeCommitLatency().Observe(
           std::chrono::duration<double>(Clock::now() - started).count());
-      const std::int64_t now = WallMs();
-      for (std::int64_t t : event_times_) {
-        metrics_.IntakeLatency().Observe(
-            static_cast<double>(std::max<std::int64_t>(0, now - t)) / 1000.0);
-      }
+      ObserveAges(metrics_.IntakeLatency(), WallMs(), event_times_);
     }
     event_times_.clear();
     if (r == TxnResult::kFatal) {
@@ -1320,10 +1316,7 @@ class RoutingStage : public RdKafka::RebalanceCb {
     SIGNPOST_RETURN_IF_ERROR(CommitStores());
     metrics_.StateHandover().Observe(
         std::chrono::duration<double>(Clock::now() - committed).count());
-    const std::int64_t now = WallMs();
-    for (std::int64_t t : event_times_) {
-      metrics_.EndToEndLatency().Observe(static_cast<double>(std::max<std::int64_t>(0, now - t)) / 1000.0);
-    }
+    ObserveAges(metrics_.EndToEndLatency(), WallMs(), event_times_);
     event_times_.clear();
     return absl::OkStatus();
   }
