@@ -20,7 +20,8 @@ const ConfigSchema& Schema() {
        "topics.log", "topics.decisions", "topics.dlq", "batch.max_records", "batch.max_ms",
        "batch.catchup_max_records", "batch.catchup_max_ms", "batch.catchup_backlog_records",
        "tick_interval_ms", "http.listen", "http.advertise", "memory_budget_mb", "max_record_bytes",
-       "store.cached_clients", "store.low_priority_compaction",
+       "store.cached_clients", "store.low_priority_compaction", "store.wal",
+       "store.flush_interval_ms",
        "domain_prefixes"},
       "SIGNPOST_",
       {{"domains", {"rules_file", "prefixes"}}}};
@@ -161,6 +162,14 @@ absl::StatusOr<ServiceConfig> LoadServiceConfig(const std::string& path,
       !s.ok()) {
     return s;
   }
+  if (absl::Status s = BoolField(fields, "store.wal", c.store_wal); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = IntField(fields, "store.flush_interval_ms", 0, 24LL * 3600 * 1000,
+                                c.store_flush_interval_ms);
+      !s.ok()) {
+    return s;
+  }
   if (absl::Status s = IntField(fields, "max_record_bytes", 1024, 64 << 20, c.max_record_bytes);
       !s.ok()) {
     return s;
@@ -211,7 +220,8 @@ std::string PrintServiceConfig(const ServiceConfig& c) {
       << "memory_budget_mb: " << c.memory_budget_mb << "\n"
       << "store:\n  cached_clients: " << c.store_cached_clients
       << "\n  low_priority_compaction: " << (c.store_low_priority_compaction ? "true" : "false")
-      << "\n"
+      << "\n  wal: " << (c.store_wal ? "true" : "false")
+      << "\n  flush_interval_ms: " << c.store_flush_interval_ms << "\n"
       << "max_record_bytes: " << c.max_record_bytes << "\n"
       << "kafka:\n";
   for (const auto& [key, value] : c.kafka) {

@@ -51,6 +51,12 @@ struct ServiceConfig {
   std::int64_t store_cached_clients = 100'000;
   // Compactions at the lowest CPU priority (flushes keep theirs).
   bool store_low_priority_compaction = true;
+  // State commits through RocksDB's write-ahead log. Default false, as in Kafka Streams: the
+  // state on disk is that of the last flush (atomic across column families, with its offset)
+  // and a crash replays the log from there.
+  bool store_wal = false;
+  // Without the WAL, a flush at least this often, which bounds that replay (0: every commit).
+  std::int64_t store_flush_interval_ms = 30'000;
   std::int64_t max_record_bytes = 262'144;
   // Every domain this deployment routes, sorted by id: `domains.<id>.{rules_file,prefixes}`,
   // or the one given by `domain` (default "default"), `rules_file` and `domain_prefixes`.

@@ -859,6 +859,8 @@ class RoutingStage : public RdKafka::RebalanceCb {
       options.path = absl::StrCat(PartitionDir(part.id), "/", domain);
       options.resources = resources_;
       options.cached_clients = static_cast<std::size_t>(config_.store_cached_clients);
+      options.wal = config_.store_wal;
+      options.flush_interval = std::chrono::milliseconds(config_.store_flush_interval_ms);
       absl::StatusOr<std::unique_ptr<storage::PartitionStore>> opened =
           storage::PartitionStore::Open(options);
       if (!opened.ok()) {

@@ -544,6 +544,7 @@ class PartitionStore::Impl {
   // The write of the last CommitAsync, until FinishWrite() collects it.
   std::future<rocksdb::Status> write;
   Offset write_applied{-1};
+  std::chrono::steady_clock::time_point last_flush = std::chrono::steady_clock::now();
   // The thread CommitAsync writes on, started at the first one and kept: a thread per write
   // cost more than the write (RocksDB's and the allocator's per-thread state start cold).
   std::mutex writer_mutex;
@@ -594,7 +595,37 @@ class PartitionStore::Impl {
     return done;
   }
 
+  // How state (anything but payload keys) is written: through the WAL only when asked to. A
+  // state write in the WAL next to flush-only ones could, after a crash, be replayed over an
+  // older flushed state than its own.
+  rocksdb::WriteOptions StateWrite() const {
+    rocksdb::WriteOptions w;
+    w.sync = options.sync;
+    w.disableWAL = !options.wal;
+    return w;
+  }
+
+  // Without the WAL: flushes every column family together (one atomic flush, so the files on
+  // disk always hold one commit's state and offset) once the last flush is old enough.
+  rocksdb::Status MaybeFlush(bool now = false) {
+    if (options.wal) {
+      return rocksdb::Status::OK();
+    }
+    const auto at = std::chrono::steady_clock::now();
+    if (!now && at - last_flush < options.flush_interval) {
+      return rocksdb::Status::OK();
+    }
+    last_flush = at;
+    rocksdb::FlushOptions flush;
+    flush.wait = now || options.flush_interval.count() == 0;
+    flush.allow_write_stall = true;
+    return db->Flush(flush, handles);
+  }
+
   void CloseDb() {
+    if (db != nullptr) {
+      static_cast<void>(MaybeFlush(/*now=*/true));  // RocksDB would too; not left to chance
+    }
     for (auto* h : handles) {
       if (h != nullptr) {
         static_cast<void>(db->DestroyColumnFamilyHandle(h));
@@ -617,6 +648,10 @@ class PartitionStore::Impl {
     // After a crash the WAL is replayed up to the first damaged record: a consistent prefix of
     // commits, each of which carries its offset.
     db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    // Commits skip the WAL (StoreOptions::wal): what is on disk is what a flush wrote, and a
+    // flush must then cover every column family at once, or the stored offset could run ahead
+    // of (or behind) the client records it describes.
+    db_options.atomic_flush = true;
     db_options.keep_log_file_num = 3;
     if (options.env != nullptr) {
       db_options.env = options.env;
@@ -655,6 +690,9 @@ PartitionStore::~PartitionStore() = default;
 absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const StoreOptions& options) {
   if (options.resources == nullptr) {
     return absl::InvalidArgumentError("StoreOptions.resources is required");
+  }
+  if (options.sync && !options.wal) {
+    return absl::InvalidArgumentError("StoreOptions.sync needs StoreOptions.wal");
   }
   std::error_code ec;
   fs::create_directories(options.path, ec);
@@ -788,9 +826,8 @@ absl::Status PartitionStore::StartWrite(router::RouterChanges* changes, Offset a
                      rocksdb::Slice(bytes.data() + need.begin, need.end - need.begin));
     }
     read.set_value();
-    rocksdb::WriteOptions write_options;
-    write_options.sync = impl.options.sync;
-    return impl.db->Write(write_options, &impl.batch);
+    rocksdb::Status written = impl.db->Write(impl.StateWrite(), &impl.batch);
+    return written.ok() ? impl.MaybeFlush() : written;
   };
   if (policy == std::launch::async) {
     impl.client_store->Reading(std::move(read_done));
@@ -929,12 +966,14 @@ absl::StatusOr<RetentionStats> PartitionStore::SweepRetention(std::int64_t now_m
       batch.Put(impl.clients, it->key(), record.SerializeAsString());
     }
     if (batch.Count() >= 1000) {
-      SIGNPOST_RETURN_IF_ERROR(ToStatus(impl.db->Write({}, &batch), "retention sweep"));
+      SIGNPOST_RETURN_IF_ERROR(
+          ToStatus(impl.db->Write(impl.StateWrite(), &batch), "retention sweep"));
       batch.Clear();
     }
   }
   SIGNPOST_RETURN_IF_ERROR(ToStatus(it->status(), "retention scan"));
-  SIGNPOST_RETURN_IF_ERROR(ToStatus(impl.db->Write({}, &batch), "retention sweep"));
+  SIGNPOST_RETURN_IF_ERROR(
+      ToStatus(impl.db->Write(impl.StateWrite(), &batch), "retention sweep"));
   impl.client_store->Clear();  // cached records may predate the sweep
   return stats;
 }

@@ -71,6 +71,8 @@ TEST(ConfigTest, LoadsTheDemoConfigWithAnEnvironmentOverride) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->store_cached_clients, 2'500'000);
   EXPECT_TRUE(c->store_low_priority_compaction);  // the default
+  EXPECT_FALSE(c->store_wal);                     // the default
+  EXPECT_EQ(c->store_flush_interval_ms, 30'000);  // the default
   EXPECT_EQ(c->kafka.at("bootstrap.servers"), "127.0.0.1:19092");
   EXPECT_EQ(c->data_dir, "/var/lib/signpost");
   EXPECT_EQ(c->batch_max_ms, 50);
@@ -102,7 +104,8 @@ TEST(ConfigTest, SeveralDomainsEachWithRulesAndPrefixes) {
       "  region:\n    rules_file: r.yaml\n");
   auto c = LoadServiceConfig(path, {}, {"kafka.bootstrap.servers=x:1",
                                         "domains.region.rules_file=r2.yaml",
-                                        "store.low_priority_compaction=false"});
+                                        "store.low_priority_compaction=false",
+                                        "store.wal=true", "store.flush_interval_ms=5000"});
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_EQ(c->domains.size(), 3u);
   EXPECT_EQ(c->domains[0].id, "banes");
@@ -118,6 +121,8 @@ TEST(ConfigTest, SeveralDomainsEachWithRulesAndPrefixes) {
   EXPECT_EQ(again->domains[2].prefixes, c->domains[2].prefixes);
   EXPECT_EQ(again->store_cached_clients, c->store_cached_clients);
   EXPECT_FALSE(again->store_low_priority_compaction);
+  EXPECT_TRUE(again->store_wal);
+  EXPECT_EQ(again->store_flush_interval_ms, 5'000);
   std::remove(path.c_str());
   std::remove(printed.c_str());
 }
@@ -165,6 +170,8 @@ TEST(ConfigTest, ValuesAreChecked) {
               HasSubstr("store.cached_clients: must be an integer from 1000"));
   EXPECT_THAT(ErrorOf({"rules_file=r", "store.low_priority_compaction=yes"}),
               HasSubstr("store.low_priority_compaction: must be true or false"));
+  EXPECT_THAT(ErrorOf({"rules_file=r", "store.flush_interval_ms=-1"}),
+              HasSubstr("store.flush_interval_ms: must be an integer from 0"));
   EXPECT_THAT(ErrorOf({"rules_file=r", "kafka.enable.auto.commit=true"}),
               HasSubstr("kafka.enable.auto.commit: set by Signpost"));
   EXPECT_THAT(ErrorOf({"rules_file=r", "kafka.no.such.thing=1"}), HasSubstr("no.such.thing"));

@@ -28,7 +28,7 @@ struct Child {
   int commits = -1;  // read end of the pipe its stdout goes to: a line per commit
 };
 
-Child Spawn(const std::string& path, std::uint64_t seed, int batch) {
+Child Spawn(const std::string& path, std::uint64_t seed, int batch, const char* mode) {
   int commits[2];
   if (pipe(commits) != 0) {
     return {};
@@ -42,7 +42,7 @@ Child Spawn(const std::string& path, std::uint64_t seed, int batch) {
     const std::string length_arg = std::to_string(kLength);
     const std::string batch_arg = std::to_string(batch);
     execl(SIGNPOST_CRASH_CHILD, SIGNPOST_CRASH_CHILD, path.c_str(), seed_arg.c_str(),
-          length_arg.c_str(), batch_arg.c_str(), static_cast<char*>(nullptr));
+          length_arg.c_str(), batch_arg.c_str(), mode, static_cast<char*>(nullptr));
     _exit(127);
   }
   close(commits[1]);
@@ -61,7 +61,11 @@ void AwaitCommits(const Child& child, int n) {
   }
 }
 
-TEST(StorageCrashTest, StoredOffsetAndStateMatchAReplayAfterEveryKill) {
+// "wal": commits through a synced WAL. "flush": the default, no WAL, each commit flushed (one
+// atomic flush of every column family), so that kills land in flushes too.
+class StorageCrashTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(StorageCrashTest, StoredOffsetAndStateMatchAReplayAfterEveryKill) {
   const std::uint64_t seed = static_cast<std::uint64_t>(
       std::chrono::system_clock::now().time_since_epoch().count() % 100000);
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
@@ -74,7 +78,7 @@ TEST(StorageCrashTest, StoredOffsetAndStateMatchAReplayAfterEveryKill) {
   std::int64_t last = -1;
   int killed_mid_run = 0;
   for (int round = 0; round < kKills; ++round) {
-    const Child child = Spawn(path, seed, 1 + static_cast<int>(rng() % 40));
+    const Child child = Spawn(path, seed, 1 + static_cast<int>(rng() % 40), GetParam());
     ASSERT_GT(child.pid, 0);
     // Killed after a random number of commits (none, in some rounds: during its start-up)
     // and a few milliseconds more, so the kill lands anywhere in a batch or its write, on a
@@ -116,6 +120,8 @@ TEST(StorageCrashTest, StoredOffsetAndStateMatchAReplayAfterEveryKill) {
   EXPECT_GT(last, 0);
   std::filesystem::remove_all(dir);
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, StorageCrashTest, ::testing::Values("wal", "flush"));
 
 }  // namespace
 }  // namespace signpost::storage

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <fstream>
 #include <random>
@@ -41,12 +42,14 @@ class TempDir {
 class PartitionStoreTest : public ::testing::Test {
  protected:
   std::unique_ptr<PartitionStore> Open(std::size_t cached_clients = 100'000,
-                                       rocksdb::Env* env = nullptr) {
+                                       rocksdb::Env* env = nullptr,
+                                       const std::function<void(StoreOptions&)>& tweak = {}) {
     StoreOptions options;
     options.path = dir_.path() + "/p0";
     options.resources = resources_;
     options.cached_clients = cached_clients;
     options.env = env;
+    if (tweak) tweak(options);
     auto store = PartitionStore::Open(options);
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
@@ -473,11 +476,12 @@ class FullDisk : public rocksdb::FileSystemWrapper {
   };
 };
 
+// With the WAL, the commit's own write fails.
 TEST_F(PartitionStoreTest, FullDiskFailsTheCommitWithoutAdvancingTheOffset) {
   auto fs = std::make_shared<FullDisk>(rocksdb::FileSystem::Default());
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
   {
-    auto store = Open(100, env.get());
+    auto store = Open(100, env.get(), [](StoreOptions& o) { o.wal = true; });
     store->Clients().Mutable("c1").set_referral_count(1);
     ASSERT_TRUE(store->Commit(nullptr, Offset(0)).ok());
     *fs->full = true;
@@ -493,6 +497,43 @@ TEST_F(PartitionStoreTest, FullDiskFailsTheCommitWithoutAdvancingTheOffset) {
   auto store = Open();
   EXPECT_EQ(store->AppliedOffset(), Offset(0));
   EXPECT_EQ(store->Clients().Find("c1")->referral_count(), 1u);
+}
+
+// Without it (the default), the flush that makes a commit durable fails: that commit fails,
+// and the store reopens at the last commit a flush wrote.
+TEST_F(PartitionStoreTest, FullDiskFailsTheFlushAndTheStoreReopensAtTheLastFlushedCommit) {
+  auto fs = std::make_shared<FullDisk>(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  const auto flush_each_commit = [](StoreOptions& o) {
+    o.flush_interval = std::chrono::milliseconds(0);
+  };
+  {
+    auto store = Open(100, env.get(), flush_each_commit);
+    store->Clients().Mutable("c1").set_referral_count(1);
+    ASSERT_TRUE(store->Commit(nullptr, Offset(0)).ok());
+    *fs->full = true;
+    store->Clients().Mutable("c1").set_referral_count(2);
+    const absl::Status failed = store->Commit(nullptr, Offset(1));
+    EXPECT_EQ(failed.code(), absl::StatusCode::kResourceExhausted) << failed;
+    EXPECT_EQ(store->AppliedOffset(), Offset(0));
+    // Later commits fail too (RocksDB stops writing after a failed flush) until it reopens.
+    store->Clients().Mutable("c1").set_referral_count(3);
+    EXPECT_FALSE(store->Commit(nullptr, Offset(2)).ok());
+    EXPECT_EQ(store->AppliedOffset(), Offset(0));
+  }
+  *fs->full = false;
+  auto store = Open(100, env.get(), flush_each_commit);
+  EXPECT_EQ(store->AppliedOffset(), Offset(0));
+  ASSERT_NE(store->Clients().Find("c1"), nullptr);
+  EXPECT_EQ(store->Clients().Find("c1")->referral_count(), 1u);
+}
+
+TEST_F(PartitionStoreTest, SyncWithoutTheWalIsRefused) {
+  StoreOptions options;
+  options.path = dir_.path() + "/p0";
+  options.resources = resources_;
+  options.sync = true;
+  EXPECT_EQ(PartitionStore::Open(options).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(PartitionStoreTest, CorruptStoredValueIsDataLoss) {
