@@ -222,10 +222,10 @@ std::int64_t ProcessCpuMicros() {
 }
 
 // The ceiling the router is measured against: a transactional consume -> produce copy of
-// `count` records from `from` to `to`, batched like the router (up to `batch` records or 100 ms a
-// transaction), with no routing. Prints records/s.
+// `count` records from `from` to `to`, batched like the router (up to `batch` records or `max_ms`
+// a transaction), with no routing. Prints records/s.
 int Copy(const std::string& bootstrap, const std::string& from, const std::string& to, int count,
-         int batch) {
+         int batch, int max_ms) {
   std::unique_ptr<RdKafka::KafkaConsumer> consumer = FreshReader(bootstrap, absl::StrCat("signpost-copy-", from, "-"), from);
   auto producer = signpost::services::TxnProducer::Create(
       {{"bootstrap.servers", bootstrap}}, absl::StrCat("signpost-copy-", from, "-", WallMs()));
@@ -238,7 +238,7 @@ int Copy(const std::string& bootstrap, const std::string& from, const std::strin
   std::int64_t cpu_started_us = 0;
   while (copied < count) {
     std::map<int, std::int64_t> next;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_ms);
     int in_batch = 0;
     while (in_batch < batch && copied + in_batch < count &&
            std::chrono::steady_clock::now() < deadline) {
@@ -475,11 +475,14 @@ int main(int argc, char** argv) {
   std::string copy_to;
   int copy_count = 0;
   int copy_batch = 1000;
+  int copy_max_ms = 100;
   auto* copy = app.add_subcommand("copy", "transactional copy between topics (the bench ceiling)");
   copy->add_option("--from", copy_from)->required();
   copy->add_option("--to", copy_to)->required();
   copy->add_option("--count", copy_count)->required();
-  copy->add_option("--batch", copy_batch);
+  copy->add_option("--batch", copy_batch, "records per transaction at most");
+  copy->add_option("--max-ms", copy_max_ms, "milliseconds a transaction gathers records at most")
+      ->check(CLI::Range(1, 60'000));
 
   // Operator control events, published to the intake topic like any input.
   std::vector<std::string> kafka_settings;
@@ -535,7 +538,7 @@ int main(int argc, char** argv) {
   }
 
   if (copy->parsed()) {
-    return Copy(bootstrap, copy_from, copy_to, copy_count, copy_batch);
+    return Copy(bootstrap, copy_from, copy_to, copy_count, copy_batch, copy_max_ms);
   }
   if (topics->parsed()) {
     return Topics(bootstrap, partitions, also);
