@@ -9,6 +9,12 @@ namespace {
 absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 }  // namespace
 
+void InMemoryClientStore::PrefetchRecord(std::string_view client_ref,
+                                         std::string_view referral_id) {
+  clients_.prefetch(AbslView(client_ref));
+  referrals_.prefetch(AbslView(referral_id));
+}
+
 const ClientState* InMemoryClientStore::Find(std::string_view client_ref) {
   auto it = clients_.find(AbslView(client_ref));
   return it == clients_.end() ? nullptr : &it->second;

@@ -34,6 +34,13 @@ class ClientStore {
   [[nodiscard]] virtual const std::string* ClaimReferral(std::string_view referral_id,
                                                          std::string_view client_ref) = 0;
   virtual void EraseReferral(std::string_view referral_id) = 0;
+
+  // A hint that `client_ref`'s record and `referral_id` will be looked up soon: a store may
+  // start loading the memory they live in (the lookups then find it in cache). Changes nothing.
+  virtual void PrefetchRecord(std::string_view client_ref, std::string_view referral_id) {
+    static_cast<void>(client_ref);
+    static_cast<void>(referral_id);
+  }
 };
 
 class InMemoryClientStore final : public ClientStore {
@@ -46,6 +53,7 @@ class InMemoryClientStore final : public ClientStore {
   const std::string* ClaimReferral(std::string_view referral_id,
                                    std::string_view client_ref) override;
   void EraseReferral(std::string_view referral_id) override;
+  void PrefetchRecord(std::string_view client_ref, std::string_view referral_id) override;
 
   // Sizes the tables for the expected counts, so growth does not rehash on the hot path.
   void Reserve(std::size_t clients, std::size_t referrals) {

@@ -32,6 +32,13 @@ class DomainRouters {
   // domains that applied it. Errors: the factory's, or a router's kInternal.
   [[nodiscard]] absl::Status Apply(v1::Envelope& event, Offset offset, DecisionBuffer& out);
 
+  // Router::Prefetch by the router of `event`'s domain, if it has one yet.
+  void Prefetch(const v1::Envelope& event) const {
+    if (Router* router = Find(event.domain())) {
+      router->Prefetch(event);
+    }
+  }
+
   // The domains (with their routers) the last Apply reached, in id order.
   struct Touched {
     const std::string* domain;

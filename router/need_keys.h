@@ -35,6 +35,10 @@ class NeedKeys {
   // Removes the pair if it is indexed for `id`.
   void Erase(std::string_view referral_id, std::string_view need_code, std::uint64_t id);
   void clear();
+  // Starts loading the memory a Find or Insert of the pair will touch.
+  void Prefetch(std::string_view referral_id, std::string_view need_code) const {
+    by_hash_.prefetch(hash_(referral_id, need_code));
+  }
   [[nodiscard]] std::size_t size() const { return by_hash_.size() + overflow_.size(); }
   [[nodiscard]] std::size_t overflow_size() const { return overflow_.size(); }
 

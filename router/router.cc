@@ -336,6 +336,26 @@ std::string_view Router::Facts::PrimaryLanguage() const {
 // ---------------------------------------------------------------------------------------------
 // Referrals
 
+void Router::Prefetch(const v1::Envelope& event) {
+  switch (event.body_case()) {
+    case v1::Envelope::kReferralSubmitted: {
+      const v1::ReferralSubmitted& r = event.referral_submitted();
+      clients_.PrefetchRecord(r.client_ref(), r.referral_id());
+      for (const v1::Need& n : r.needs()) {
+        if (const NeedIndex* index = rules_->FindNeed(n.code())) {
+          keys_.Prefetch(r.referral_id(), rules_->needs[*index].code);
+        }
+      }
+      break;
+    }
+    case v1::Envelope::kPodResponse:
+      keys_.Prefetch(event.pod_response().referral_id(), event.pod_response().need_code());
+      break;
+    default:
+      break;
+  }
+}
+
 void Router::OnReferral(const v1::Envelope& event, DecisionBuffer& out) {
   const v1::ReferralSubmitted& r = event.referral_submitted();
   if (r.referral_id().empty() || r.referral_id().size() > kMaxIdLength) {

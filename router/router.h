@@ -87,6 +87,11 @@ class Router {
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
+  // A hint that `event` will be applied soon (call it a few events ahead): starts loading the
+  // client record, referral id and open-need index entries it will look up, so that applying
+  // it waits less on memory. Changes nothing.
+  void Prefetch(const v1::Envelope& event);
+
   // Applies `event`, read from the log at `offset`, appending the decisions to `out`.
   // Events at or below LastApplied() are skipped. Malformed or contradictory events are answered
   // with a Rejected decision (a value, not an error) and change nothing else. Returns kInternal

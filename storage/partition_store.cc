@@ -127,6 +127,11 @@ class CachedTable {
     return entry;
   }
 
+  // Starts loading the memory a Lookup of `key` will probe first (its slot in the table).
+  void PrefetchSlot(std::string_view key) const {
+    entries_.prefetch(absl::string_view(key.data(), key.size()));
+  }
+
   // Reads the keys not cached yet in one batched MultiGet (sorted, each key once), so the
   // Lookups that follow find them in memory. Errors are not recorded here: a key that could
   // not be read stays uncached, and its Lookup reads it again and reports.
@@ -335,6 +340,11 @@ class CachedClientStore final : public router::ClientStore {
                     std::size_t referrals_capacity)
       : clients_(db, clients, clients_capacity, &staging_),
         referrals_(db, referrals, referrals_capacity, &staging_) {}
+
+  void PrefetchRecord(std::string_view client_ref, std::string_view referral_id) override {
+    clients_.PrefetchSlot(client_ref);
+    referrals_.PrefetchSlot(referral_id);
+  }
 
   const router::ClientState* Find(std::string_view client_ref) override {
     auto* e = clients_.Lookup(client_ref, read_status_);

@@ -198,6 +198,10 @@ void BM_RouteReferrals(benchmark::State& state) {
   // Every routed need is completed once 2,000 later placements have been made: a FIFO ring of
   // reusable completion envelopes, so the harness does not allocate in the loop either.
   constexpr std::size_t kLag = 2000;
+  // How far ahead Router::Prefetch is called (SIGNPOST_BENCH_PREFETCH; 0: not at all).
+  const std::size_t kAhead = std::getenv("SIGNPOST_BENCH_PREFETCH") != nullptr
+                                 ? std::strtoull(std::getenv("SIGNPOST_BENCH_PREFETCH"), nullptr, 10)
+                                 : 4;
   std::vector<v1::Envelope> ring(1 << 16);
   std::size_t head = 0;
   std::size_t tail = 0;
@@ -210,6 +214,13 @@ void BM_RouteReferrals(benchmark::State& state) {
       state.ResumeTiming();
     }
     const v1::Envelope& referral = f->Referral(next++, state);
+    // As the service does within a batch: hint the events a few places ahead.
+    if (kAhead > 0 && next - 1 + kAhead < f->window_begin + f->window.size()) {
+      f->router->Prefetch(f->window[next - 1 + kAhead - f->window_begin]);
+    }
+    if (kAhead > 0 && tail - head > kLag && head + kAhead < tail) {
+      f->router->Prefetch(ring[(head + kAhead) % ring.size()]);
+    }
     if (!f->router->Apply(referral, Offset(offset++), out).ok()) {
       state.SkipWithError("apply failed");
       break;
