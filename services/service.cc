@@ -1103,8 +1103,9 @@ class RoutingStage : public RdKafka::RebalanceCb {
       }
       ParseAndPrefetch();
       for (std::size_t i = 0; i < chunk_.size(); ++i) {
-        // The memory the record a few places ahead will look up starts loading now (in
-        // route_bench, 4 ahead routed 16 % more decisions per second).
+        // The memory the record a few places ahead will look up starts loading now. In
+        // route_bench, 4 ahead routed 10 % more decisions per second (median of six pairs);
+        // end to end no change in the routing thread's CPU was measurable.
         if (constexpr std::size_t kAhead = 4; i + kAhead < chunk_.size()) {
           PrefetchFor(i + kAhead);
         }
@@ -1653,6 +1654,10 @@ HttpResponse AnswerMiss(const std::string& what, const std::string& path, const 
     body["owned_partitions"] = miss.owned;
     return body;
   };
+  auto retry = [&](std::string_view detail) {  // the data may exist: ask again in a second
+    return HttpResponse{503, "application/problem+json",
+                        problem(503, "Owner unknown", detail).dump(), {}, /*retry_after_s=*/1};
+  };
   // Without an advertised address of our own, instances cannot find one another: 404 below.
   const bool routable = !miss.advertised.empty();
   if (elsewhere.size() == 1 && routable) {
@@ -1670,24 +1675,14 @@ HttpResponse AnswerMiss(const std::string& what, const std::string& path, const 
                              {"owner", *owner}};
       return {307, "application/problem+json", body.dump(), absl::StrCat("http://", *owner, path)};
     }
-    if (!owner.has_value() || *owner == miss.advertised) {
-      // The data's partition is not ours and its owner is not known (the group is
-      // rebalancing): a "not found" would be wrong.
-      return {503, "application/problem+json",
-              problem(503, "Owner unknown",
-                      absl::StrCat("partition ", partition,
-                                   " is between owners (a rebalance); retry"))
-                  .dump(),
-              {}, /*retry_after_s=*/1};
+    if (!owner.has_value() || !owner->empty()) {
+      // Not known, or still us: the group is rebalancing, and a "not found" would be wrong.
+      return retry(absl::StrCat("partition ", partition, " is between owners (a rebalance)"));
     }
     // Owned by an instance that advertises no query address: nowhere to send the caller.
   }
   if (elsewhere.empty() && miss.owned.empty() && routable) {
-    return {503, "application/problem+json",
-            problem(503, "Owner unknown",
-                    "this instance owns no partition yet and the log's are not known; retry")
-                .dump(),
-            {}, /*retry_after_s=*/1};
+    return retry("this instance owns no partition yet and the log's are not known");
   }
   nlohmann::json body =
       problem(404, "Not found here",
