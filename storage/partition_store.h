@@ -65,7 +65,7 @@ struct StoreOptions {
   // stores do: the state on disk is then that of the last memtable flush, made atomically
   // across the column families together with its offset, and a crash costs a silent replay
   // of the log from that offset (the log keeps everything). Payload keys (Seal) always use the
-  // WAL. Without it a bulk import's commits ran 40 % faster (store_bench BM_CommitImport).
+  // WAL. Without it a bulk import's commits ran 16 % faster (store_bench BM_CommitImport).
   bool wal = false;
   // Without the WAL: the memtables are flushed once the last flush is this old, which bounds
   // the replay after a crash (0: after every commit, waiting for it). The write-buffer budget
